@@ -1,0 +1,65 @@
+"""Wire in the chosen options by removing the files of the options not chosen.
+
+`OWNED_PATHS` is the feature table: for each option, the paths each of its
+values owns. A path stays when the chosen value owns it and goes when only
+unchosen values do. Paths not in the table belong to every project. Pruning
+is all this hook does: no network, no installs, nothing random.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+PACKAGE = "src/{package_name}"
+
+DATABASE_PATHS = (
+    "alembic.ini",
+    f"{PACKAGE}/db.py",
+    f"{PACKAGE}/items.py",
+    f"{PACKAGE}/migrations",
+    "tests/test_drain.py",
+    "tests/test_items.py",
+    "tests/test_migrate.py",
+)
+
+OWNED_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
+    "database": {
+        "sqlite": DATABASE_PATHS,
+        "postgresql": DATABASE_PATHS,
+        "none": (),
+    },
+}
+
+
+def paths_to_remove(answers: Mapping[str, object]) -> list[str]:
+    """Paths owned only by values that were not chosen, with placeholders filled."""
+    remove: set[str] = set()
+    for option, owners in OWNED_PATHS.items():
+        kept = set(owners[str(answers[option])])
+        for paths in owners.values():
+            remove.update(set(paths) - kept)
+    return sorted(path.format_map(answers) for path in remove)
+
+
+def remove_paths(root: Path, paths: list[str]) -> None:
+    for relative in paths:
+        path = root / relative
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def main(answers_json: str) -> int:
+    answers = json.loads(answers_json)
+    remove_paths(Path.cwd(), paths_to_remove(answers))
+    return 0
+
+
+if __name__ == "__main__":
+    # Cookiecutter renders this file before running it: the answers arrive as JSON.
+    sys.exit(main(r"""{{ cookiecutter | jsonify }}"""))

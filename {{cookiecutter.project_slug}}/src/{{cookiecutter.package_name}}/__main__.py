@@ -1,0 +1,7 @@
+"""`python -m {{ cookiecutter.package_name }}` is the same as the `{{ cookiecutter.project_slug }}` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

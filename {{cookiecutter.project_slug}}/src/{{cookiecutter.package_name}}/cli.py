@@ -1,0 +1,96 @@
+"""Admin processes (XII): one console script is the entry point of every process.
+
+`{{ cookiecutter.project_slug }} serve` is the web process; the other subcommands are one-off
+admin tasks. All of them load the same settings and logging as the web
+process, so an admin task sees exactly the configuration the service runs with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import metadata
+
+from .logs import configure_logging
+from .settings import ConfigError, Settings, dotenv_example, effective_config, load_settings
+
+EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: the configuration is wrong
+
+logger = logging.getLogger(__name__)
+Command = Callable[[Settings], int]
+
+
+def serve(settings: Settings) -> int:
+    from .server import serve as run_server
+
+    run_server(settings)
+    return 0
+{%- if cookiecutter.database != "none" %}
+
+
+def migrate(settings: Settings) -> int:
+    from sqlalchemy.exc import OperationalError
+
+    from .db import create_database_engine
+    from .db import migrate as upgrade_schema
+
+    engine = create_database_engine(settings)
+    try:
+        upgrade_schema(engine)
+    except OperationalError as exc:
+        logger.error("migration failed: database unavailable", extra={"error": str(exc.orig)})
+        return 1
+    finally:
+        engine.dispose()
+    logger.info("database schema is up to date")
+    return 0
+{%- endif %}
+
+
+def check_config(settings: Settings) -> int:
+    for name, value in effective_config(settings).items():
+        print(f"{name}={value}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[Command, str]] = {
+    "serve": (serve, "run the web process: bind $PORT and serve HTTP until SIGTERM"),
+{%- if cookiecutter.database != "none" %}
+    "migrate": (migrate, "upgrade the database schema to the newest migration (the release phase)"),
+{%- endif %}
+    "check-config": (
+        check_config,
+        "validate the environment and print the effective config, secrets masked",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    summary = metadata("{{ cookiecutter.project_slug }}")["Summary"]
+    parser = argparse.ArgumentParser(prog="{{ cookiecutter.project_slug }}", description=summary)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        commands.add_parser(name, help=help_text, description=help_text)
+    commands.add_parser(
+        "env-example",
+        help="print .env.example: every setting with its description and default",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "env-example":
+        print(dotenv_example(), end="")
+        return 0
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(f"config error: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings)
+    command, _ = COMMANDS[args.command]
+    return command(settings)

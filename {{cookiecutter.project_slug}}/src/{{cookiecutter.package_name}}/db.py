@@ -1,0 +1,106 @@
+"""Backing services (factor IV): the database is an attached resource.
+
+DATABASE_URL alone chooses SQLite or PostgreSQL; the code is the same. The
+engine's pool is created per process and closed when the process stops.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import DeclarativeBase
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+CONNECT_TIMEOUT_SECONDS = 3
+# One lock per service, the same in every process that runs `migrate`.
+MIGRATION_LOCK_ID = zlib.crc32(f"{__package__}:migrate".encode())
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the service's tables; Alembic compares against its metadata."""
+
+
+def engine_url(database_url: str) -> URL:
+    """The SQLAlchemy URL, with platform spellings (postgres://) mapped to psycopg 3."""
+    url = make_url(database_url)
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def create_database_engine(settings: Settings) -> Engine:
+    url = engine_url(settings.database_url.get_secret_value())
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    return create_engine(
+        url,
+        pool_pre_ping=True,  # a restarted database costs one failed ping, not a failed request
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets several processes read while one writes.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def ping(engine: Engine) -> None:
+    """Raise if the database cannot answer a trivial query."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def alembic_config() -> Config:
+    # Imported here: only the release process needs Alembic, not the web process.
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", f"{__package__}:migrations")
+    return config
+
+
+@contextmanager
+def migration_lock(connection: Connection) -> Iterator[None]:
+    """Serialise concurrent `migrate` runs (replicas, release phases) on PostgreSQL."""
+    if connection.dialect.name != "postgresql":
+        yield  # SQLite is a local file: one process migrates it.
+        return
+    connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+        connection.commit()
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the schema to the newest migration; safe to run again and concurrently."""
+    from alembic import command
+
+    config = alembic_config()
+    with engine.connect() as connection, migration_lock(connection):
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        connection.commit()

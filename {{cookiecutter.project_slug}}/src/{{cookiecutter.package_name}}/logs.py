@@ -1,0 +1,106 @@
+"""Logs (factor XI): every event is one line on stdout, routed by the platform.
+
+Each line is a JSON object with `timestamp`, `level`, `logger` and `event`,
+plus the request id while a request is served and any `extra=` fields; with
+LOG_FORMAT=console the same fields are printed as readable text. The same
+configuration is applied in every process: web workers, admin commands, tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from .settings import Settings
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# Attributes every LogRecord has; any other attribute came from `extra=`.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
+}
+
+
+def event_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields of one log line, in the order they are written."""
+    fields: dict[str, Any] = {
+        "timestamp": datetime.fromtimestamp(record.created, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "event": record.getMessage(),
+    }
+    current_request = request_id.get()
+    if current_request is not None:
+        fields["request_id"] = current_request
+    for key, value in vars(record).items():
+        if key not in _RECORD_ATTRIBUTES:
+            fields[key] = value
+    if record.exc_info:
+        fields["exception"] = logging.Formatter().formatException(record.exc_info)
+    return fields
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; values JSON cannot hold are written as strings."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(event_fields(record), default=str, ensure_ascii=False)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """`12:00:00.000 INFO     logger: event key=value` for a developer's terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = event_fields(record)
+        exception = fields.pop("exception", None)
+        line = "{time} {level:<8} {logger}: {event}".format(
+            time=fields.pop("timestamp")[11:23],
+            level=fields.pop("level").upper(),
+            logger=fields.pop("logger"),
+            event=fields.pop("event"),
+        )
+        line += "".join(f" {key}={value}" for key, value in fields.items())
+        return f"{line}\n{exception}" if exception else line
+
+
+def logging_config(settings: Settings) -> dict[str, Any]:
+    """A `logging.config.dictConfig` schema; uvicorn applies it in each worker process."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {"()": JsonFormatter},
+            "console": {"()": ConsoleFormatter},
+        },
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": settings.log_format,
+            },
+        },
+        "loggers": {
+            # uvicorn's loggers bring their own handlers; send them through ours.
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+            # The app writes its own access line, with the request id.
+            "uvicorn.access": {"handlers": [], "propagate": False},
+            # Alembic announces each of its plugins at INFO on import.
+            "alembic.runtime.plugins": {"level": "WARNING"},
+        },
+        "root": {"handlers": ["stdout"], "level": settings.log_level},
+    }
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.config.dictConfig(logging_config(settings))
+    logging.captureWarnings(True)

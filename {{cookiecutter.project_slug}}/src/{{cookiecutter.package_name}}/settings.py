@@ -1,0 +1,165 @@
+"""Config (factor III): every setting comes from the environment.
+
+A `.env` file in the working directory is read for local development; a real
+environment variable always wins over it. Names are the platform-standard
+ones, unprefixed, so Heroku-style platforms and Kubernetes can set them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+{%- if cookiecutter.database != "none" %}
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+{%- endif %}
+
+
+class Settings(BaseSettings):
+    """The service's whole configuration, read once at process start."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    port: int = Field(8000, ge=1, le=65535, description="TCP port the web process binds.")
+    web_concurrency: int = Field(1, ge=1, le=64, description="Number of web worker processes.")
+    graceful_timeout: int = Field(
+        20,
+        gt=0,
+        le=3600,
+        description="Seconds to finish in-flight requests after SIGTERM before closing them.",
+    )
+    log_level: LogLevel = Field("INFO", description="Lowest level that is logged.")
+    log_format: Literal["json", "console"] = Field(
+        "json",
+        description="json: one JSON object per line; console: readable lines for a terminal.",
+    )
+    api_docs: bool = Field(
+        False,
+        description="Serve the OpenAPI schema at /openapi.json and interactive docs at /docs.",
+    )
+{%- if cookiecutter.database == "sqlite" %}
+    database_url: SecretStr = Field(
+        SecretStr("sqlite:///.data/{{ cookiecutter.package_name }}.sqlite3"),
+        description="SQLAlchemy-style database URL: sqlite:///path or postgresql://user:password@host/db.",
+    )
+{%- elif cookiecutter.database == "postgresql" %}
+    database_url: SecretStr = Field(
+        description="SQLAlchemy-style database URL: postgresql://user:password@host/db or sqlite:///path.",
+        examples=["postgresql://postgres@localhost:5432/{{ cookiecutter.package_name }}"],
+    )
+{%- endif %}
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+{%- if cookiecutter.database != "none" %}
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: SecretStr) -> SecretStr:
+        url = urlsplit(value.get_secret_value())
+        if url.scheme not in DATABASE_SCHEMES:
+            allowed = ", ".join(f"{scheme}://" for scheme in DATABASE_SCHEMES)
+            given = f"{url.scheme}://" if url.scheme else "(none)"
+            raise ValueError(f"scheme {given} is not one of {allowed}")
+        if url.scheme != "sqlite" and not url.hostname and "host=" not in url.query:
+            raise ValueError("a PostgreSQL URL needs a host, e.g. postgresql://user@localhost/db")
+        try:
+            _ = url.port  # raises for a non-numeric or out-of-range port
+        except ValueError as exc:
+            raise ValueError(f"invalid port: {exc}") from None
+        return value
+{%- endif %}
+
+
+class ConfigError(Exception):
+    """The environment does not make a valid configuration."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning validation errors into one line per variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(list(describe_errors(exc))) from None
+
+
+def describe_errors(exc: ValidationError) -> Iterator[str]:
+    """One line per bad variable: its name and the problem, with its value unless secret."""
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = field.upper()
+        if error["type"] == "missing":
+            yield f"{name}: required but not set"
+            continue
+        problem = error["msg"].removeprefix("Value error, ")
+        if is_secret(field):
+            yield f"{name}: {problem}"
+        else:
+            yield f"{name}={error['input']!r}: {problem}"
+
+
+def is_secret(field: str) -> bool:
+    info = Settings.model_fields.get(field)
+    return info is not None and info.annotation is SecretStr
+
+
+def display_value(value: object) -> str:
+    """A setting as check-config shows it: secrets masked, URLs keep all but the password."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if not isinstance(value, SecretStr):
+        return str(value)
+    secret = value.get_secret_value()
+    url = urlsplit(secret)
+    if url.scheme and url.password:
+        host = url.netloc.rpartition("@")[2]
+        return urlunsplit(url._replace(netloc=f"{url.username}:***@{host}"))
+    if url.scheme:
+        return secret
+    return "**********"
+
+
+def effective_config(settings: Settings) -> dict[str, str]:
+    """Every setting by its environment name, as check-config prints it."""
+    return {name.upper(): display_value(getattr(settings, name)) for name in Settings.model_fields}
+
+
+def dotenv_example() -> str:
+    """The `.env.example` file: every setting with its description and default."""
+    lines = [
+        "# Every setting this service reads from the environment.",
+        "# Copy to .env for local development; real environment variables win over .env.",
+    ]
+    for name, info in Settings.model_fields.items():
+        lines += ["", f"# {info.description}"]
+        if info.is_required():
+            example = (info.examples or [""])[0]
+            lines.append(f"# Required. Example: {example}")
+            lines.append(f"{name.upper()}={example}")
+        else:
+            lines.append(f"{name.upper()}={display_default(info.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def display_default(value: object) -> str:
+    """A default as .env.example shows it: in full, since defaults are not secrets."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return display_value(value)

@@ -1,0 +1,174 @@
+"""Fixtures shared by the test suite.
+
+Tests never read the developer's `.env` or environment: each runs in a temp
+directory with the service's variables removed.
+{%- if cookiecutter.database != "none" %} Database tests use a fresh
+database: a throwaway one on the PostgreSQL server named by TEST_DATABASE_URL
+when it is set{% if cookiecutter.database == "sqlite" %}, otherwise a temp SQLite file{% endif %}.
+{%- endif %}
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+{%- if cookiecutter.database != "none" %}
+import uuid
+{%- endif %}
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+{%- if cookiecutter.database != "none" %}
+from sqlalchemy import create_engine, text
+{%- endif %}
+
+{% if cookiecutter.database != "none" -%}
+from {{ cookiecutter.package_name }}.db import create_database_engine, engine_url, migrate
+{% endif -%}
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .processes import ServiceProcess
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SETTING_NAMES = [name.upper() for name in Settings.model_fields]
+
+
+def require_backing_service(variable: str) -> str:
+    """The URL in `variable`; without it, skip (or fail under REQUIRE_BACKING_SERVICES=1)."""
+    url = os.environ.get(variable)
+    if url:
+        return url
+    reason = f"{variable} is not set: these tests need a real server"
+    if os.environ.get("REQUIRE_BACKING_SERVICES") == "1":
+        pytest.fail(f"{reason} (REQUIRE_BACKING_SERVICES=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run in an empty temp directory with none of the service's variables set."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A local port nothing listens on."""
+    return free_port()
+
+
+@pytest.fixture
+def procfile() -> dict[str, str]:
+    """Process types of the Procfile: name -> command."""
+    lines = (PROJECT_ROOT / "Procfile").read_text().splitlines()
+    pairs = (line.split(":", 1) for line in lines if line.strip() and not line.startswith("#"))
+    return {name.strip(): command.strip() for name, command in pairs}
+{%- if cookiecutter.database != "none" %}
+
+
+def create_throwaway_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server, dropped afterwards."""
+    admin_url = engine_url(server_url)
+    if admin_url.get_backend_name() == "sqlite":
+        yield server_url
+        return
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database with no tables, on the production engine where one is given."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+{%- if cookiecutter.database == "sqlite" %}
+    if not server_url:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+        return
+{%- else %}
+    if not server_url:
+        server_url = require_backing_service("TEST_DATABASE_URL")
+{%- endif %}
+    yield from create_throwaway_database(server_url)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database migrated to the newest schema, shared by the whole session."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+{%- if cookiecutter.database == "sqlite" %}
+    if not server_url:
+        server_url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+{%- else %}
+    if not server_url:
+        server_url = require_backing_service("TEST_DATABASE_URL")
+{%- endif %}
+    for url in create_throwaway_database(server_url):
+        engine = create_database_engine(Settings(_env_file=None, database_url=url))
+        migrate(engine)
+        engine.dispose()
+        yield url
+{%- endif %}
+
+
+@pytest.fixture
+def settings({% if cookiecutter.database != "none" %}database_url: str{% endif %}) -> Settings:
+    """Settings as the service would read them, independent of the developer's machine."""
+    return Settings(_env_file=None{% if cookiecutter.database != "none" %}, database_url=database_url{% endif %})
+
+
+@pytest.fixture
+def service_env(settings: Settings) -> dict[str, str]:
+    """The environment of a service process: these tests' settings on a free port."""
+    env = {key: value for key, value in os.environ.items() if key not in SETTING_NAMES}
+    # The console script lives beside the interpreter running the tests.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PORT"] = str(free_port())
+{%- if cookiecutter.database != "none" %}
+    env["DATABASE_URL"] = settings.database_url.get_secret_value()
+{%- endif %}
+    return env
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], ServiceProcess]]:
+    """Start a command as its own process; anything still running is killed afterwards."""
+    started: list[ServiceProcess] = []
+
+    def start(command: str, env: dict[str, str]) -> ServiceProcess:
+        process = ServiceProcess(command, env=env, cwd=tmp_path)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture
+def web(
+    procfile: dict[str, str],
+    start_service: Callable[[str, dict[str, str]], ServiceProcess],
+    service_env: dict[str, str],
+) -> ServiceProcess:
+    """The Procfile's `web` process, serving."""
+    process = start_service(procfile["web"], service_env)
+    process.wait_until_serving()
+    return process

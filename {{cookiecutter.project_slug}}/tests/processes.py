@@ -1,0 +1,87 @@
+"""Run the service's real processes, as a Procfile runner or a platform would."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+
+
+class ServiceProcess:
+    """A command started from the Procfile, with its stdout collected line by line."""
+
+    def __init__(self, command: str, *, env: dict[str, str], cwd: Path) -> None:
+        self.port = int(env.get("PORT", "0"))
+        self.process = subprocess.Popen(
+            shlex.split(command),
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._collect, args=(stream, lines), daemon=True)
+            for stream, lines in (
+                (self.process.stdout, self.stdout),
+                (self.process.stderr, self.stderr),
+            )
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _collect(stream: Any, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_until_serving(self, timeout: float = 30) -> None:
+        """Poll /healthz until it answers 200; fail if the process exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"exited with {self.process.returncode}: {self.output()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise AssertionError(f"not serving after {timeout} s: {self.output()}")
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Send `signum` and wait for the exit status."""
+        self.process.send_signal(signum)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 30) -> int:
+        returncode = self.process.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return returncode
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        """Every stdout line, parsed; fails on any line that is not one JSON object."""
+        events = [json.loads(line) for line in self.stdout]
+        assert all(isinstance(event, dict) for event in events), self.stdout
+        return events
+
+    def output(self) -> str:
+        return "\n".join(["stdout:", *self.stdout, "stderr:", *self.stderr])

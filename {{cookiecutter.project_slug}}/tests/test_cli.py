@@ -1,0 +1,82 @@
+"""Admin processes (XII): one-off commands share the web process's settings and code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.cli import EXIT_CONFIG, main
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+COMMAND = "{{ cookiecutter.project_slug }}"
+BAD_VARIABLES = {
+    "PORT": "eighty",
+    "LOG_FORMAT": "xml",
+{%- if cookiecutter.database != "none" %}
+    "DATABASE_URL": "mysql://app:s3cret-pw@db/app",
+{%- endif %}
+}
+
+
+def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMMAND, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_check_config_prints_the_effective_config(service_env: dict[str, str]) -> None:
+    result = run("check-config", env={**service_env, "LOG_LEVEL": "warning"})
+    assert result.returncode == 0, result.stderr
+    config = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert config["PORT"] == service_env["PORT"]
+    assert config["LOG_LEVEL"] == "WARNING"
+{%- if cookiecutter.database != "none" %}
+
+
+def test_check_config_masks_secrets(service_env: dict[str, str]) -> None:
+    url = "postgresql://app:s3cret-pw@db.internal:5432/app"
+    result = run("check-config", env={**service_env, "DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert "DATABASE_URL=postgresql://app:***@db.internal:5432/app" in result.stdout.splitlines()
+    assert "s3cret-pw" not in result.stdout
+{%- endif %}
+
+
+def test_bad_config_exits_non_zero_with_one_line_per_variable(service_env: dict[str, str]) -> None:
+    env = {**service_env, **BAD_VARIABLES}
+    result = run("check-config", env=env)
+    assert result.returncode == EXIT_CONFIG
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    named = [line.removeprefix("config error: ").split("=")[0].split(":")[0] for line in lines]
+    assert sorted(named) == sorted(BAD_VARIABLES)
+    assert all(line.startswith("config error: ") for line in lines)
+    assert "Traceback" not in result.stderr
+    assert "s3cret-pw" not in result.stderr
+
+
+def test_env_example_command_writes_the_committed_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["env-example"]) == 0
+    assert capsys.readouterr().out == (PROJECT_ROOT / ".env.example").read_text()
+
+
+def test_module_entry_point_is_the_same_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "check-config" in result.stdout
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["launch"])
+    assert raised.value.code == 2
+    assert "invalid choice: 'launch'" in capsys.readouterr().err

@@ -1,0 +1,92 @@
+"""Logs (XI): one JSON object per line on stdout, with the request id when there is one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Literal
+
+import pytest
+
+from {{ cookiecutter.package_name }}.logs import (
+    ConsoleFormatter,
+    JsonFormatter,
+    configure_logging,
+    request_id,
+)
+from {{ cookiecutter.package_name }}.settings import Settings
+
+
+def make_record(message: str = "hello %s", *args: object, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord(
+        "svc.test", logging.WARNING, __file__, 1, message, args or ("world",), None
+    )
+    record.__dict__.update(extra)
+    return record
+
+
+def test_json_line_has_the_standard_fields() -> None:
+    event = json.loads(JsonFormatter().format(make_record()))
+    assert set(event) == {"timestamp", "level", "logger", "event"}
+    assert event["level"] == "warning"
+    assert event["logger"] == "svc.test"
+    assert event["event"] == "hello world"
+    assert event["timestamp"].endswith("Z")
+
+
+def test_json_line_carries_extra_fields_and_drops_uvicorn_colours() -> None:
+    record = make_record(status=201, color_message="\x1b[36mhello\x1b[0m")
+    event = json.loads(JsonFormatter().format(record))
+    assert event["status"] == 201
+    assert "color_message" not in event
+
+
+def test_json_line_carries_the_current_request_id() -> None:
+    token = request_id.set("req-42")
+    try:
+        event = json.loads(JsonFormatter().format(make_record()))
+    finally:
+        request_id.reset(token)
+    assert event["request_id"] == "req-42"
+
+
+def test_exception_stays_on_one_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = make_record()
+        record.exc_info = sys.exc_info()
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    assert "ValueError: boom" in json.loads(line)["exception"]
+
+
+def test_console_format_is_readable() -> None:
+    line = ConsoleFormatter().format(make_record(status=201))
+    assert "WARNING" in line
+    assert "svc.test: hello world status=201" in line
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_configured_logging_writes_to_stdout_only(
+    capsys: pytest.CaptureFixture[str], log_format: Literal["json", "console"]
+) -> None:
+    configure_logging(Settings.model_construct(log_format=log_format, log_level="INFO"))
+    logging.getLogger("uvicorn.error").info("server line")
+    captured = capsys.readouterr()
+    assert "server line" in captured.out
+    assert captured.err == ""
+    if log_format == "json":
+        assert json.loads(captured.out)["logger"] == "uvicorn.error"

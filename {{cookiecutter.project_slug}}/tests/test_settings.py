@@ -1,0 +1,119 @@
+"""Config (III): settings come from the environment, validated before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.settings import (
+    ConfigError,
+    Settings,
+    dotenv_example,
+    effective_config,
+    load_settings,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+{%- if cookiecutter.database == "postgresql" %}
+REQUIRED = {"DATABASE_URL": "postgresql://service@db.internal:5432/app"}
+{%- else %}
+REQUIRED: dict[str, str] = {}
+{%- endif %}
+
+
+@pytest.fixture
+def required_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.usefixtures("required_env")
+def test_defaults_suit_local_development() -> None:
+    settings = load_settings()
+    assert settings.port == 8000
+    assert settings.web_concurrency == 1
+    assert settings.log_level == "INFO"
+    assert settings.log_format == "json"
+    assert settings.api_docs is False
+
+
+@pytest.mark.usefixtures("required_env")
+def test_environment_beats_dotenv(monkeypatch: pytest.MonkeyPatch) -> None:
+    Path(".env").write_text("PORT=7000\nLOG_LEVEL=debug\n")
+    monkeypatch.setenv("PORT", "9000")
+    settings = load_settings()
+    assert settings.port == 9000  # from the environment
+    assert settings.log_level == "DEBUG"  # from .env, case-insensitive
+
+
+BAD_VALUES = {
+    "port-not-a-number": ("PORT", "eighty", "PORT='eighty': Input should be a valid integer"),
+    "port-zero": ("PORT", "0", "PORT='0': Input should be greater than or equal to 1"),
+    "port-too-large": ("PORT", "70000", "PORT='70000': Input should be less than or equal to"),
+    "no-workers": ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY='0': Input should be greater"),
+    "negative-grace": ("GRACEFUL_TIMEOUT", "-1", "GRACEFUL_TIMEOUT='-1': Input should be greater"),
+    "unknown-level": ("LOG_LEVEL", "loud", "LOG_LEVEL='LOUD': Input should be 'DEBUG'"),
+    "unknown-format": ("LOG_FORMAT", "xml", "LOG_FORMAT='xml': Input should be 'json' or"),
+    "docs-not-bool": ("API_DOCS", "maybe", "API_DOCS='maybe': Input should be a valid boolean"),
+{%- if cookiecutter.database != "none" %}
+    "database-scheme": (
+        "DATABASE_URL",
+        "mysql://app:s3cret-pw@db/app",
+        "DATABASE_URL: scheme mysql:// is not one of sqlite://",
+    ),
+    "database-no-host": (
+        "DATABASE_URL",
+        "postgresql://app:s3cret-pw@/app",
+        "DATABASE_URL: a PostgreSQL URL needs a host",
+    ),
+    "database-bad-port": (
+        "DATABASE_URL",
+        "postgresql://app:s3cret-pw@db:port/app",
+        "DATABASE_URL: invalid port",
+    ),
+{%- endif %}
+}
+
+
+@pytest.mark.usefixtures("required_env")
+@pytest.mark.parametrize(("name", "value", "line"), BAD_VALUES.values(), ids=BAD_VALUES.keys())
+def test_bad_value_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, line: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert len(raised.value.lines) == 1
+    assert raised.value.lines[0].startswith(line)
+    assert "s3cret-pw" not in raised.value.lines[0]
+
+
+def test_every_bad_variable_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "x")
+    monkeypatch.setenv("LOG_FORMAT", "x")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    names = sorted(line.split("=")[0].split(":")[0] for line in raised.value.lines)
+    assert names == sorted(["PORT", "LOG_FORMAT", *REQUIRED])
+{%- if cookiecutter.database != "none" %}
+
+
+def test_effective_config_masks_the_database_password() -> None:
+    url = "postgresql://app:s3cret-pw@db:5432/app"
+    settings = Settings(_env_file=None, database_url=url)
+    config = effective_config(settings)
+    assert config["DATABASE_URL"] == "postgresql://app:***@db:5432/app"
+    assert "s3cret-pw" not in repr(settings)
+{%- endif %}
+
+
+@pytest.mark.usefixtures("required_env")
+def test_effective_config_names_every_setting() -> None:
+    names = [name.upper() for name in Settings.model_fields]
+    assert list(effective_config(load_settings())) == names
+
+
+def test_env_example_matches_the_settings_schema() -> None:
+    committed = (PROJECT_ROOT / ".env.example").read_text()
+    assert committed == dotenv_example(), "regenerate it with `make env-example`"
