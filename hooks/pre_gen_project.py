@@ -50,6 +50,8 @@ DEPENDENCY_MODULES = frozenset(
         "uvloop",
     }
 )
+# sys.stdlib_module_names leaves out the standard library's own `test` package.
+STDLIB_MODULES = sys.stdlib_module_names | {"test"}
 # Names the project itself uses for something else.
 PROJECT_NAMES = frozenset({"tests", "migrations", "src"})
 
@@ -82,7 +84,7 @@ def module_name_problem(name: str) -> str | None:
     """Why `name` cannot be the service's import name, or None if it can."""
     if keyword.iskeyword(name):
         return "is a Python keyword; choose another name"
-    if name in sys.stdlib_module_names:
+    if name in STDLIB_MODULES:
         return f"shadows the standard-library module {name!r}; choose another name"
     if name in DEPENDENCY_MODULES:
         return f"shadows the dependency {name!r}; choose another name"
@@ -125,7 +127,9 @@ def check_version(version: str) -> str | None:
     return None
 
 
-def check_text(text: str, *, required: bool = False, max_length: int = TEXT_MAX_LENGTH) -> str | None:
+def check_text(
+    text: str, *, required: bool = False, max_length: int = TEXT_MAX_LENGTH
+) -> str | None:
     if required and not text.strip():
         return "must not be empty"
     if len(text) > max_length:
@@ -162,9 +166,7 @@ def problems(answers: Answers) -> list[str]:
     found = []
     for field, check in FIELD_CHECKS.items():
         value = answers.get(field)
-        why = (
-            check(value) if isinstance(value, str) else "must be text (got a non-string value)"
-        )
+        why = check(value) if isinstance(value, str) else "must be text (got a non-string value)"
         if why:
             found.append(f"{field}={value!r}: {why}")
     choices = answers.get("_cookiecutter", {})

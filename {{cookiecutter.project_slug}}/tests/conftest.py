@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, text
 {%- endif %}
 
 {% if cookiecutter.database != "none" -%}
-from {{ cookiecutter.package_name }}.db import create_database_engine, engine_url, migrate
+from {{ cookiecutter.package_name }} import db
 {% endif -%}
 from {{ cookiecutter.package_name }}.settings import Settings
 
@@ -78,7 +78,7 @@ def procfile() -> dict[str, str]:
 
 def create_throwaway_database(server_url: str) -> Iterator[str]:
     """A new, empty database on the server, dropped afterwards."""
-    admin_url = engine_url(server_url)
+    admin_url = db.engine_url(server_url)
     if admin_url.get_backend_name() == "sqlite":
         yield server_url
         return
@@ -121,8 +121,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server_url = require_backing_service("TEST_DATABASE_URL")
 {%- endif %}
     for url in create_throwaway_database(server_url):
-        engine = create_database_engine(Settings(_env_file=None, database_url=url))
-        migrate(engine)
+        engine = db.create_database_engine(Settings(_env_file=None, database_url=url))
+        db.migrate(engine)
         engine.dispose()
         yield url
 {%- endif %}

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.app import access_logger, create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
 
@@ -50,9 +50,9 @@ def test_incoming_request_id_is_kept_when_safe(
 
 
 def test_one_access_line_per_request(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="{{ cookiecutter.package_name }}.access"):
+    with caplog.at_level(logging.INFO, logger=access_logger.name):
         response = client.get("/healthz", headers={"X-Request-ID": "req-1"})
-    [record] = [r for r in caplog.records if r.name == "{{ cookiecutter.package_name }}.access"]
+    [record] = [r for r in caplog.records if r.name == access_logger.name]
     fields = vars(record)
     assert record.getMessage() == "request"
     assert (fields["method"], fields["path"], fields["status"]) == ("GET", "/healthz", 200)

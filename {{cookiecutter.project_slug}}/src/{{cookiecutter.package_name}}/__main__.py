@@ -1,4 +1,4 @@
-"""`python -m {{ cookiecutter.package_name }}` is the same as the `{{ cookiecutter.project_slug }}` command."""
+"""`python -m` runs the same command line as the console script."""
 
 import sys
 

@@ -1,8 +1,8 @@
 """Admin processes (XII): one console script is the entry point of every process.
 
-`{{ cookiecutter.project_slug }} serve` is the web process; the other subcommands are one-off
-admin tasks. All of them load the same settings and logging as the web
-process, so an admin task sees exactly the configuration the service runs with.
+`serve` is the web process; the other subcommands are one-off admin tasks.
+All of them load the same settings and logging as the web process, so an
+admin task sees exactly the configuration the service runs with.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from importlib.metadata import metadata
 from .logs import configure_logging
 from .settings import ConfigError, Settings, dotenv_example, effective_config, load_settings
 
+PROG = "{{ cookiecutter.project_slug }}"
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: the configuration is wrong
 
 logger = logging.getLogger(__name__)
@@ -68,8 +69,7 @@ COMMANDS: dict[str, tuple[Command, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    summary = metadata("{{ cookiecutter.project_slug }}")["Summary"]
-    parser = argparse.ArgumentParser(prog="{{ cookiecutter.project_slug }}", description=summary)
+    parser = argparse.ArgumentParser(prog=PROG, description=metadata(PROG)["Summary"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, description=help_text)

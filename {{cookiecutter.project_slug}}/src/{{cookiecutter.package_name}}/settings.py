@@ -56,7 +56,9 @@ class Settings(BaseSettings):
 {%- elif cookiecutter.database == "postgresql" %}
     database_url: SecretStr = Field(
         description="SQLAlchemy-style database URL: postgresql://user:password@host/db or sqlite:///path.",
-        examples=["postgresql://postgres@localhost:5432/{{ cookiecutter.package_name }}"],
+        examples=[
+            "postgresql://postgres@localhost:5432/{{ cookiecutter.package_name }}",
+        ],
     )
 {%- endif %}
 

@@ -1,4 +1,4 @@
-"""Alembic's entry point, used by `{{ cookiecutter.project_slug }} migrate` and the `alembic` CLI.
+"""Alembic's entry point, used by the `migrate` command and by the `alembic` CLI.
 
 `migrate` hands over its own connection (holding the migration lock); the
 `alembic` CLI (`alembic revision --autogenerate`, `alembic check`) gets one

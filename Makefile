@@ -1,0 +1,37 @@
+# The template's own commands. Needs only Python 3.11+ and make: uv is
+# installed into .tools/ when it is not already on PATH.
+.DEFAULT_GOAL := help
+.PHONY: help serve test lint clean
+
+PYTHON ?= python3
+UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
+VENV := .venv
+BAKED := build/my-service
+export UV_NO_PROGRESS := 1
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.13,<0.14"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+serve: $(VENV)/.synced ## bake the default service into build/ and serve it on $PORT (default 8000)
+	$(VENV)/bin/cookiecutter --no-input --overwrite-if-exists --output-dir build .
+	cd $(BAKED) && $(CURDIR)/$(VENV)/bin/uv sync --quiet
+	cd $(BAKED) && $(CURDIR)/$(VENV)/bin/uv run --no-sync my-service migrate
+	cd $(BAKED) && exec $(CURDIR)/$(VENV)/bin/uv run --no-sync my-service serve
+
+test: $(VENV)/.synced ## run the whole test suite
+	$(VENV)/bin/pytest -n auto --dist loadgroup
+
+lint: $(VENV)/.synced ## lint the hooks and tests
+	$(VENV)/bin/ruff check hooks tests
+	$(VENV)/bin/ruff format --check hooks tests
+
+clean: ## remove the tools, the environment and baked projects
+	rm -rf .tools $(VENV) build

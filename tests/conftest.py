@@ -1,0 +1,101 @@
+"""Shared fixtures: the template's answers, isolated bakes, the baked projects' environments."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+COOKIECUTTER_JSON: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+DATABASES: list[str] = COOKIECUTTER_JSON["database"]
+# The interpreter's sibling `uv` (installed with the template's dev tools), else the one on PATH.
+_VENV_UV = Path(sys.executable).with_name("uv")
+UV = str(_VENV_UV) if _VENV_UV.exists() else "uv"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-cookies bakes the template named by --template, "." by default: make it this one.
+    config.option.template = str(TEMPLATE)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hook_scripts_in_pytest_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Cookiecutter leaves each rendered hook in the temp dir; keep them in pytest's."""
+    tempfile.tempdir = str(tmp_path_factory.mktemp("hook-scripts"))
+
+
+def require_backing_service(variable: str) -> str:
+    """The URL in `variable`; without it, skip (or fail under REQUIRE_BACKING_SERVICES=1)."""
+    url = os.environ.get(variable)
+    if url:
+        return url
+    reason = f"{variable} is not set: these tests need a real server"
+    if os.environ.get("REQUIRE_BACKING_SERVICES") == "1":
+        pytest.fail(f"{reason} (REQUIRE_BACKING_SERVICES=1)")
+    pytest.skip(reason)
+
+
+def project_files(root: Path) -> dict[str, bytes]:
+    """Every file under `root` by relative path, with its bytes."""
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def run(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> str:
+    """Run a command in a baked project; fail the test with its output unless it exits 0."""
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    output = f"$ {' '.join(command)}\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, output
+    return output
+
+
+def project_env(**overrides: str | None) -> dict[str, str]:
+    """The environment a baked project's commands run in: this one, minus this venv."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
+    }
+    env["UV_NO_PROGRESS"] = "1"
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+@pytest.fixture(scope="session")
+def baked_project(cookies_session: Any) -> Callable[..., Path]:
+    """Bake once per set of answers, with its dependencies installed by uv."""
+    projects: dict[str, Path] = {}
+
+    def bake(**answers: str) -> Path:
+        key = json.dumps(answers, sort_keys=True)
+        if key not in projects:
+            result = cookies_session.bake(extra_context=answers)
+            assert result.exit_code == 0, result.exception
+            run(
+                [UV, "sync", "--quiet", "--python", sys.executable],
+                result.project_path,
+                project_env(),
+            )
+            projects[key] = result.project_path
+        return projects[key]
+
+    return bake

@@ -1,0 +1,168 @@
+"""Every bad answer stops generation with one line naming the field, the value and the rule."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import COOKIECUTTER_JSON, TEMPLATE
+from .hooks import pre_gen
+
+DEFAULT_ANSWERS: dict[str, Any] = {
+    **{
+        key: value[0] if isinstance(value, list) else value
+        for key, value in COOKIECUTTER_JSON.items()
+        if not key.startswith("_")
+    },
+    "project_slug": "my-service",
+    "package_name": "my_service",
+    "_cookiecutter": COOKIECUTTER_JSON,
+}
+
+# id -> (answers that differ from the defaults, the line the hook must print)
+BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
+    "slug-empty": ({"project_slug": ""}, "project_slug='': must be lowercase letters"),
+    "slug-uppercase": ({"project_slug": "My-Service"}, "project_slug='My-Service': must be"),
+    "slug-space": ({"project_slug": "my service"}, "project_slug='my service': must be"),
+    "slug-path": ({"project_slug": "../escape"}, "project_slug='../escape': must be"),
+    "slug-leading-digit": ({"project_slug": "9lives"}, "project_slug='9lives': must be"),
+    "slug-double-hyphen": ({"project_slug": "my--service"}, "project_slug='my--service': must"),
+    "slug-trailing-hyphen": ({"project_slug": "service-"}, "project_slug='service-': must be"),
+    "slug-too-long": ({"project_slug": "s" * 51}, f"project_slug='{'s' * 51}': is longer than 50"),
+    "slug-keyword": ({"project_slug": "class"}, "project_slug='class': is a Python keyword"),
+    "slug-stdlib": (
+        {"project_slug": "logging"},
+        "project_slug='logging': shadows the standard-library module 'logging'",
+    ),
+    "slug-stdlib-test": ({"project_slug": "test"}, "project_slug='test': shadows the standard"),
+    "slug-dependency": (
+        {"project_slug": "fastapi"},
+        "project_slug='fastapi': shadows the dependency 'fastapi'",
+    ),
+    "slug-dependency-hyphenated": (
+        {"project_slug": "pydantic-settings"},
+        "project_slug='pydantic-settings': shadows the dependency 'pydantic_settings'",
+    ),
+    "package-hyphen": ({"package_name": "my-service"}, "package_name='my-service': must be a"),
+    "package-leading-digit": ({"package_name": "1service"}, "package_name='1service': must be"),
+    "package-uppercase": ({"package_name": "MyService"}, "package_name='MyService': must be"),
+    "package-keyword": ({"package_name": "import"}, "package_name='import': is a Python keyword"),
+    "package-stdlib": ({"package_name": "json"}, "package_name='json': shadows the standard"),
+    "package-dependency": (
+        {"package_name": "sqlalchemy"},
+        "package_name='sqlalchemy': shadows the dependency 'sqlalchemy'",
+    ),
+    "package-layout": ({"package_name": "tests"}, "package_name='tests': is used by the project"),
+    "email-no-at": ({"author_email": "team.example.com"}, "author_email='team.example.com': is"),
+    "email-no-domain": ({"author_email": "team@"}, "author_email='team@': is not an email"),
+    "email-space": ({"author_email": "te am@example.com"}, "author_email='te am@example.com'"),
+    "version-word": ({"version": "latest"}, "version='latest': is not a PEP 440 version"),
+    "version-suffix": ({"version": "1.0-final"}, "version='1.0-final': is not a PEP 440"),
+    "version-empty": ({"version": ""}, "version='': is not a PEP 440 version"),
+    "name-empty": (
+        {"project_name": " ", "project_slug": "svc"},
+        "project_name=' ': must not be empty",
+    ),
+    "name-quote": (
+        {"project_name": 'The "Best" Service'},
+        "project_name='The \"Best\" Service': must not contain double quotes",
+    ),
+    "name-too-long": ({"project_name": "N" * 51}, f"project_name='{'N' * 51}': is longer than 50"),
+    "description-backslash": (
+        {"description": "Serves C:\\files"},
+        "description='Serves C:\\\\files': must not contain double quotes, backslashes",
+    ),
+    "author-newline": ({"author_name": "Ada\nLovelace"}, "author_name='Ada\\nLovelace': must not"),
+    "database-unknown": (
+        {"database": "mysql"},
+        "database='mysql': not one of the choices (sqlite, postgresql, none)",
+    ),
+}
+
+
+def test_default_answers_pass() -> None:
+    assert pre_gen.problems(DEFAULT_ANSWERS) == []
+
+
+@pytest.mark.parametrize(("changes", "line"), BAD_ANSWERS.values(), ids=BAD_ANSWERS.keys())
+def test_bad_answer_is_one_line_naming_field_value_and_rule(
+    changes: dict[str, str], line: str
+) -> None:
+    [problem] = pre_gen.problems({**DEFAULT_ANSWERS, **changes})
+    assert problem.startswith(line)
+
+
+def test_every_bad_answer_is_reported_at_once() -> None:
+    answers = {**DEFAULT_ANSWERS, "author_email": "x", "version": "y"}
+    assert [line.split("=")[0] for line in pre_gen.problems(answers)] == ["author_email", "version"]
+
+
+# Bakes that cookiecutter itself refuses before the hook can run: an empty slug
+# renders an empty directory name (cookiecutter: "directory already exists"),
+# and an invalid choice fails in cookiecutter's own prompt code.
+REFUSED_BEFORE_HOOK = {"slug-empty", "database-unknown"}
+BAKED_BAD_ANSWERS = {
+    key: value for key, value in BAD_ANSWERS.items() if key not in REFUSED_BEFORE_HOOK
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "line"), BAKED_BAD_ANSWERS.values(), ids=BAKED_BAD_ANSWERS.keys()
+)
+def test_bad_answer_stops_the_bake_and_leaves_nothing(
+    cookies: Any,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    changes: dict[str, str],
+    line: str,
+) -> None:
+    result = cookies.bake(extra_context=changes)
+    assert result.exit_code != 0
+    assert result.project_path is None
+    assert f"error: {line}" in capfd.readouterr().err
+    assert list((tmp_path / "cookies").rglob("*")) == [tmp_path / "cookies" / "bake00"]
+    assert list((tmp_path / "cookies" / "bake00").iterdir()) == []
+
+
+@pytest.mark.parametrize("key", sorted(REFUSED_BEFORE_HOOK))
+def test_answers_cookiecutter_refuses_itself_leave_nothing(
+    cookies: Any, tmp_path: Path, key: str
+) -> None:
+    changes, _ = BAD_ANSWERS[key]
+    result = cookies.bake(extra_context=changes)
+    assert result.exit_code != 0
+    assert [path for path in (tmp_path / "cookies").rglob("*") if path.is_file()] == []
+
+
+def test_command_line_bake_exits_1_with_the_hook_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\ncookiecutters_dir: {tmp_path / 'cc'}\n")
+    output = tmp_path / "out"
+    output.mkdir()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            "--config-file",
+            str(config),
+            "--output-dir",
+            str(output),
+            str(TEMPLATE),
+            "author_email=nobody",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        "error: author_email='nobody': is not an email address (expected name@example.com)"
+    )
+    assert list(output.iterdir()) == []
