@@ -21,6 +21,7 @@ DATABASE_PATHS = (
     f"{PACKAGE}/db.py",
     f"{PACKAGE}/items.py",
     f"{PACKAGE}/migrations",
+    "tests/test_database.py",
     "tests/test_drain.py",
     "tests/test_items.py",
     "tests/test_migrate.py",

@@ -16,10 +16,11 @@ import sys
 {%- if cookiecutter.database != "none" %}
 import uuid
 {%- endif %}
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 {%- if cookiecutter.database != "none" %}
 from sqlalchemy import create_engine, text
 {%- endif %}
@@ -27,9 +28,10 @@ from sqlalchemy import create_engine, text
 {% if cookiecutter.database != "none" -%}
 from {{ cookiecutter.package_name }} import db
 {% endif -%}
+from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .processes import ServiceProcess
+from .processes import ServiceProcess, StartService
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SETTING_NAMES = [name.upper() for name in Settings.model_fields]
@@ -135,6 +137,13 @@ def settings({% if cookiecutter.database != "none" %}database_url: str{% endif %
 
 
 @pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app in-process; a server error is answered as 500, as a real server would."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
 def service_env(settings: Settings) -> dict[str, str]:
     """The environment of a service process: these tests' settings on a free port."""
     env = {key: value for key, value in os.environ.items() if key not in SETTING_NAMES}
@@ -148,7 +157,7 @@ def service_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_service(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], ServiceProcess]]:
+def start_service(tmp_path: Path) -> Iterator[StartService]:
     """Start a command as its own process; anything still running is killed afterwards."""
     started: list[ServiceProcess] = []
 
@@ -165,7 +174,7 @@ def start_service(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], Se
 @pytest.fixture
 def web(
     procfile: dict[str, str],
-    start_service: Callable[[str, dict[str, str]], ServiceProcess],
+    start_service: StartService,
     service_env: dict[str, str],
 ) -> ServiceProcess:
     """The Procfile's `web` process, serving."""

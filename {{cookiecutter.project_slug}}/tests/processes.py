@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +86,7 @@ class ServiceProcess:
 
     def output(self) -> str:
         return "\n".join(["stdout:", *self.stdout, "stderr:", *self.stderr])
+
+
+# The `start_service` fixture: start a Procfile command with an environment.
+StartService = Callable[[str, dict[str, str]], ServiceProcess]

@@ -9,11 +9,8 @@ import json
 import signal
 import socket
 import time
-from collections.abc import Callable
 
-from .processes import ServiceProcess
-
-StartService = Callable[[str, dict[str, str]], ServiceProcess]
+from .processes import ServiceProcess, StartService
 
 
 def start_request_in_flight(web: ServiceProcess) -> tuple[socket.socket, bytes]:

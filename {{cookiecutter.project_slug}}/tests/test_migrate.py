@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from {{ cookiecutter.package_name }}.db import engine_url
 
-from .processes import ServiceProcess
-
-StartService = Callable[[str, dict[str, str]], ServiceProcess]
+from .processes import StartService
 
 
 def tables(database_url: str) -> set[str]:

@@ -6,14 +6,11 @@ Port binding (VII), logs (XI) and disposability (IX), as a platform runs them.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 
 import httpx2 as httpx
 import pytest
 
-from .processes import ServiceProcess
-
-StartService = Callable[[str, dict[str, str]], ServiceProcess]
+from .processes import ServiceProcess, StartService
 
 
 def test_web_serves_on_port_and_logs_json_lines(web: ServiceProcess) -> None:

@@ -1,0 +1,28 @@
+"""The template's own Python (hooks and tests) is held to the generated code's standard."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import TEMPLATE
+
+RUFF = str(Path(sys.executable).with_name("ruff"))
+
+
+@pytest.mark.parametrize(
+    "command", [["check"], ["format", "--check"]], ids=["ruff-check", "ruff-format"]
+)
+def test_hooks_and_tests_are_clean(command: list[str]) -> None:
+    result = subprocess.run(
+        [RUFF, *command, "hooks", "tests"],
+        cwd=TEMPLATE,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
