@@ -16,9 +16,16 @@ import pytest
 TEMPLATE = Path(__file__).resolve().parents[1]
 COOKIECUTTER_JSON: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 DATABASES: list[str] = COOKIECUTTER_JSON["database"]
-# The interpreter's sibling `uv` (installed with the template's dev tools), else the one on PATH.
-_VENV_UV = Path(sys.executable).with_name("uv")
-UV = str(_VENV_UV) if _VENV_UV.exists() else "uv"
+
+
+def dev_tool(name: str) -> str:
+    """A tool installed beside this interpreter (the template's dev tools), else from PATH."""
+    path = Path(sys.executable).with_name(name)
+    return str(path) if path.exists() else name
+
+
+UV = dev_tool("uv")
+RUFF = dev_tool("ruff")
 
 
 def pytest_configure(config: pytest.Config) -> None:

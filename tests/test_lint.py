@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from .conftest import TEMPLATE
-
-RUFF = str(Path(sys.executable).with_name("ruff"))
+from .conftest import RUFF, TEMPLATE
 
 
 @pytest.mark.parametrize(
