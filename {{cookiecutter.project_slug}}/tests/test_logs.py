@@ -14,6 +14,7 @@ from {{ cookiecutter.package_name }}.logs import (
     ConsoleFormatter,
     JsonFormatter,
     configure_logging,
+    describe_exception,
     request_id,
 )
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -90,3 +91,24 @@ def test_configured_logging_writes_to_stdout_only(
     assert captured.err == ""
     if log_format == "json":
         assert json.loads(captured.out)["logger"] == "uvicorn.error"
+
+
+class WrappedError(Exception):
+    """Shaped like SQLAlchemy's DBAPIError: the driver's exception is `orig`."""
+
+    def __init__(self, orig: Exception) -> None:
+        super().__init__(f"(wrapped) {orig}\n[SQL: SELECT 1]")
+        self.orig = orig
+
+
+@pytest.mark.parametrize(
+    ("exc", "described"),
+    [
+        (ValueError("bad\n\tdetail"), "ValueError: bad"),
+        (WrappedError(ConnectionError("refused\nhint")), "ConnectionError: refused"),
+        (TimeoutError(), "TimeoutError"),
+    ],
+    ids=["first-line", "driver-error", "no-message"],
+)
+def test_describe_exception_is_one_line(exc: Exception, described: str) -> None:
+    assert describe_exception(exc) == described

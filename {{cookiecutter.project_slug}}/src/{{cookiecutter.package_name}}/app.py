@@ -118,7 +118,7 @@ class RequestContextMiddleware:
 
 async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # An outage is the database's, not a bug: answer fast with 503 so clients retry.
-    logger.warning("database unavailable", extra={"error": describe(exc)})
+    logger.warning("database unavailable", extra={"error": logs.describe_exception(exc)})
     return JSONResponse({"detail": "database unavailable"}, status_code=503)
 
 
@@ -131,13 +131,6 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDependency = Annotated[Session, Depends(get_session)]
 ItemId = Annotated[int, Path(ge=1, le=items.MAX_ID, description="The item's id.")]
 {%- endif %}
-
-
-def describe(exc: Exception) -> str:
-    """A one-line reason for a failed check, without the SQL or connection secrets."""
-    cause = getattr(exc, "orig", None) or exc
-    first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-    return f"{type(cause).__name__}: {first_line}".rstrip(": ")
 
 
 def add_routes(app: FastAPI) -> None:
@@ -155,7 +148,7 @@ def add_routes(app: FastAPI) -> None:
             try:
                 await run_in_threadpool(check)
             except Exception as exc:  # any failure means not ready
-                results[name] = describe(exc)
+                results[name] = logs.describe_exception(exc)
             else:
                 results[name] = "ok"
         ready = all(result == "ok" for result in results.values())

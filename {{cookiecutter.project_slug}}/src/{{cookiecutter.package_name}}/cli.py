@@ -36,12 +36,16 @@ def migrate(settings: Settings) -> int:
 
     from .db import create_database_engine
     from .db import migrate as upgrade_schema
+    from .logs import describe_exception
 
     engine = create_database_engine(settings)
     try:
         upgrade_schema(engine)
     except OperationalError as exc:
-        logger.error("migration failed: database unavailable", extra={"error": str(exc.orig)})
+        logger.error(
+            "migration failed: database unavailable",
+            extra={"error": describe_exception(exc)},
+        )
         return 1
     finally:
         engine.dispose()

@@ -72,6 +72,13 @@ class ConsoleFormatter(logging.Formatter):
         return f"{line}\n{exception}" if exception else line
 
 
+def describe_exception(exc: BaseException) -> str:
+    """One line naming a failure: the driver's error if wrapped, its first line, no SQL."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
+
+
 def logging_config(settings: Settings) -> dict[str, Any]:
     """A `logging.config.dictConfig` schema; uvicorn applies it in each worker process."""
     return {
