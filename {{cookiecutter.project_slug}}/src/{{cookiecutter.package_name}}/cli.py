@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import metadata
 
-from .logs import configure_logging
+from . import logs
 from .settings import ConfigError, Settings, dotenv_example, effective_config, load_settings
 
 PROG = "{{ cookiecutter.project_slug }}"
@@ -21,6 +21,9 @@ EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: the configuration is wrong
 
 logger = logging.getLogger(__name__)
 Command = Callable[[Settings], int]
+
+
+# Each command imports what only it needs, so one-off commands start fast.
 
 
 def serve(settings: Settings) -> int:
@@ -36,7 +39,6 @@ def migrate(settings: Settings) -> int:
 
     from .db import create_database_engine
     from .db import migrate as upgrade_schema
-    from .logs import describe_exception
 
     engine = create_database_engine(settings)
     try:
@@ -44,7 +46,7 @@ def migrate(settings: Settings) -> int:
     except OperationalError as exc:
         logger.error(
             "migration failed: database unavailable",
-            extra={"error": describe_exception(exc)},
+            extra={"error": logs.describe_exception(exc)},
         )
         return 1
     finally:
@@ -95,6 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in exc.lines:
             print(f"config error: {line}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings)
+    logs.configure_logging(settings)
     command, _ = COMMANDS[args.command]
     return command(settings)
