@@ -78,8 +78,8 @@ SUITES = {
 def test_generated_test_suite_passes(
     baked_project: BakedProject, database: str, server: str | None
 ) -> None:
-    project = baked_project(database=database)
     database_url = require_backing_service(server) if server else None
+    project = baked_project(database=database)
     output = uv_run(
         project,
         "pytest",
