@@ -72,7 +72,11 @@ def run(
 
 
 def project_env(**overrides: str | None) -> dict[str, str]:
-    """The environment a baked project's commands run in: this one, minus this venv."""
+    """The environment a baked project's commands run in: this one, minus this venv.
+
+    Bytecode writing stays on: every test there starts Python processes, and
+    without cached bytecode each one recompiles FastAPI and SQLAlchemy.
+    """
     env = {
         key: value
         for key, value in os.environ.items()

@@ -53,10 +53,9 @@ def test_one_access_line_per_request(client: TestClient, caplog: pytest.LogCaptu
     assert response.headers["x-request-id"] == "req-1"
 
 
-def test_api_docs_are_off_unless_enabled(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
-        assert client.get("/docs").status_code == 404
-        assert client.get("/openapi.json").status_code == 404
-    with TestClient(create_app(settings.model_copy(update={"api_docs": True}))) as client:
-        assert client.get("/docs").status_code == 200
-        assert client.get("/openapi.json").status_code == 200
+def test_api_docs_are_off_unless_enabled(client: TestClient, settings: Settings) -> None:
+    assert client.get("/docs").status_code == 404
+    assert client.get("/openapi.json").status_code == 404
+    with TestClient(create_app(settings.model_copy(update={"api_docs": True}))) as enabled:
+        assert enabled.get("/docs").status_code == 200
+        assert enabled.get("/openapi.json").status_code == 200

@@ -2,7 +2,8 @@
 
 `serve` is the web process; the other subcommands are one-off admin tasks.
 All of them load the same settings and logging as the web process, so an
-admin task sees exactly the configuration the service runs with.
+admin task sees exactly the configuration the service runs with. Each
+command imports only what it needs, so one-off commands start fast.
 """
 
 from __future__ import annotations
@@ -21,9 +22,6 @@ EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: the configuration is wrong
 
 logger = logging.getLogger(__name__)
 Command = Callable[[Settings], int]
-
-
-# Each command imports what only it needs, so one-off commands start fast.
 
 
 def serve(settings: Settings) -> int:
