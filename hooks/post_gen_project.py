@@ -1,9 +1,15 @@
 """Wire in the chosen options by removing the files of the options not chosen.
 
 `OWNED_PATHS` is the feature table: for each option, the paths each of its
-values owns. A path stays when the chosen value owns it and goes when only
-unchosen values do. Paths not in the table belong to every project. Pruning
-is all this hook does: no network, no installs, nothing random.
+values owns (yes/no options are keyed True/False). A path stays when the
+chosen value owns it and goes when only unchosen values do. Paths not in the
+table belong to every project. Pruning is all this hook does: no network, no
+installs, nothing random.
+
+Where two values need different files at the same path (FastAPI's and Flask's
+`app.py`), the template names each file with a condition, e.g.
+`{% if cookiecutter.web_framework == 'flask' %}app.py{% endif %}`: cookiecutter
+skips a file whose name renders empty, so only the chosen one is written.
 """
 
 from __future__ import annotations
@@ -27,10 +33,41 @@ DATABASE_PATHS = (
     "tests/test_migrate.py",
 )
 
-OWNED_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
+# The background worker, its example job and the job's table.
+WORKER_PATHS: tuple[str, ...] = ()
+
+# Container image and the development stack.
+DOCKER_PATHS: tuple[str, ...] = ()
+
+# Manifests for a cluster.
+KUBERNETES_PATHS: tuple[str, ...] = ()
+
+# The generated project's CI, one file tree per service.
+GITHUB_PATHS: tuple[str, ...] = ()
+GITLAB_PATHS: tuple[str, ...] = ()
+
+OWNED_PATHS: dict[str, dict[str | bool, tuple[str, ...]]] = {
     "database": {
         "sqlite": DATABASE_PATHS,
         "postgresql": DATABASE_PATHS,
+        "none": (),
+    },
+    "worker": {
+        "none": (),
+        "celery": WORKER_PATHS,
+        "rq": WORKER_PATHS,
+    },
+    "use_docker": {
+        True: DOCKER_PATHS,
+        False: (),
+    },
+    "use_kubernetes": {
+        True: KUBERNETES_PATHS,
+        False: (),
+    },
+    "ci": {
+        "github": GITHUB_PATHS,
+        "gitlab": GITLAB_PATHS,
         "none": (),
     },
 }
@@ -40,7 +77,7 @@ def paths_to_remove(answers: Mapping[str, object]) -> list[str]:
     """Paths owned only by values that were not chosen, with placeholders filled."""
     remove: set[str] = set()
     for option, owners in OWNED_PATHS.items():
-        kept = set(owners[str(answers[option])])
+        kept = set(owners[answers[option]])
         for paths in owners.values():
             remove.update(set(paths) - kept)
     return sorted(path.format_map(answers) for path in remove)

@@ -19,19 +19,31 @@ from collections.abc import Callable, Iterator, Mapping
 DEPENDENCY_MODULES = frozenset(
     {
         "alembic",
+        "amqp",
         "annotated_types",
         "anyio",
+        "billiard",
+        "blinker",
+        "celery",
         "click",
+        "croniter",
         "dotenv",
         "fastapi",
+        "flask",
+        "gunicorn",
         "h11",
+        "honcho",
         "httpcore",
         "httptools",
         "httpx",
         "idna",
+        "itsdangerous",
+        "jinja2",
+        "kombu",
         "mako",
         "markupsafe",
         "mypy",
+        "packaging",
         "pip",
         "psycopg",
         "psycopg_binary",
@@ -39,6 +51,8 @@ DEPENDENCY_MODULES = frozenset(
         "pydantic_core",
         "pydantic_settings",
         "pytest",
+        "redis",
+        "rq",
         "ruff",
         "setuptools",
         "sniffio",
@@ -48,6 +62,8 @@ DEPENDENCY_MODULES = frozenset(
         "uv",
         "uvicorn",
         "uvloop",
+        "vine",
+        "werkzeug",
     }
 )
 # sys.stdlib_module_names leaves out the standard library's own `test` package.
@@ -161,6 +177,22 @@ def choice_problems(answers: Answers, choices: Mapping[str, object]) -> Iterator
             yield f"{field}={value!r}: not one of the choices ({options})"
 
 
+def boolean_problems(answers: Answers, defaults: Mapping[str, object]) -> Iterator[str]:
+    """Yes/no questions must arrive as booleans (cookiecutter converts y/n, yes/no, true/false)."""
+    for field, default in defaults.items():
+        if isinstance(default, bool) and not isinstance(answers.get(field), bool):
+            yield f"{field}={answers.get(field)!r}: must be yes or no (y/n, true/false)"
+
+
+def combination_problems(answers: Answers) -> Iterator[str]:
+    """Option combinations that cannot work, each with the way out."""
+    if answers.get("worker", "none") != "none" and answers.get("database") == "none":
+        yield (
+            f"worker={answers['worker']!r}: needs a database (its example job stores its "
+            "results there); choose database=sqlite or database=postgresql, or worker=none"
+        )
+
+
 def problems(answers: Answers) -> list[str]:
     """One line per bad answer; empty when every answer is acceptable."""
     found = []
@@ -172,6 +204,8 @@ def problems(answers: Answers) -> list[str]:
     choices = answers.get("_cookiecutter", {})
     if isinstance(choices, Mapping):
         found.extend(choice_problems(answers, choices))
+        found.extend(boolean_problems(answers, choices))
+    found.extend(combination_problems(answers))
     return found
 
 

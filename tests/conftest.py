@@ -18,6 +18,24 @@ COOKIECUTTER_JSON: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").
 DATABASES: list[str] = COOKIECUTTER_JSON["database"]
 
 
+def option_values(option: str) -> list[Any]:
+    """The answers an option accepts: its choices, or False and True for a yes/no question."""
+    default = COOKIECUTTER_JSON[option]
+    return [False, True] if isinstance(default, bool) else list(default)
+
+
+# Every question's default answer, as the hooks receive it after rendering.
+DEFAULT_ANSWERS: dict[str, Any] = {
+    **{
+        key: value[0] if isinstance(value, list) else value
+        for key, value in COOKIECUTTER_JSON.items()
+        if not key.startswith("_")
+    },
+    "project_slug": "my-service",
+    "package_name": "my_service",
+}
+
+
 def dev_tool(name: str) -> str:
     """A tool installed beside this interpreter (the template's dev tools), else from PATH."""
     path = Path(sys.executable).with_name(name)

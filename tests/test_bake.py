@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import COOKIECUTTER_JSON, DATABASES, project_files
+from .conftest import COOKIECUTTER_JSON, DATABASES, DEFAULT_ANSWERS, project_files
 from .hooks import post_gen
 
 # Jinja that survived rendering: a variable, a block, a comment, or a context lookup.
@@ -50,7 +50,7 @@ def test_no_unrendered_jinja_remains(cookies: Any, database: str) -> None:
 @pytest.mark.parametrize("database", DATABASES)
 def test_only_the_chosen_options_files_remain(cookies: Any, database: str) -> None:
     project = bake(cookies, database=database)
-    answers = {"database": database, "package_name": "my_service"}
+    answers = {**DEFAULT_ANSWERS, "database": database}
     for path in post_gen.paths_to_remove(answers):
         assert not (project / path).exists(), path
     for path in post_gen.OWNED_PATHS["database"][database]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .conftest import COOKIECUTTER_JSON, TEMPLATE
+from .conftest import DEFAULT_ANSWERS, TEMPLATE, option_values
 from .hooks import post_gen
 
 PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
@@ -18,7 +19,7 @@ def template_path(path: str) -> Path:
 
 @pytest.mark.parametrize("option", sorted(post_gen.OWNED_PATHS))
 def test_table_covers_exactly_the_options_choices(option: str) -> None:
-    assert sorted(post_gen.OWNED_PATHS[option]) == sorted(COOKIECUTTER_JSON[option])
+    assert set(post_gen.OWNED_PATHS[option]) == set(option_values(option))
 
 
 @pytest.mark.parametrize(
@@ -29,17 +30,23 @@ def test_every_owned_path_exists_in_the_template(path: str) -> None:
     assert template_path(path).exists()
 
 
-@pytest.mark.parametrize("database", COOKIECUTTER_JSON["database"])
-def test_paths_to_remove_are_those_owned_only_by_unchosen_values(database: str) -> None:
-    answers = {"database": database, "package_name": "svc"}
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [(option, value) for option in post_gen.OWNED_PATHS for value in option_values(option)],
+    ids=lambda value: str(value).lower(),
+)
+def test_paths_to_remove_are_those_owned_only_by_unchosen_values(option: str, value: Any) -> None:
+    answers = {**DEFAULT_ANSWERS, option: value, "package_name": "svc"}
     removed = set(post_gen.paths_to_remove(answers))
-    kept = {path.format(package_name="svc") for path in post_gen.OWNED_PATHS["database"][database]}
-    owned = {
+    owned_here = {
         path.format(package_name="svc")
-        for paths in post_gen.OWNED_PATHS["database"].values()
+        for chosen, paths in post_gen.OWNED_PATHS[option].items()
         for path in paths
-    }
-    assert removed == owned - kept
+        if chosen != value
+    } - {path.format(package_name="svc") for path in post_gen.OWNED_PATHS[option][value]}
+    assert owned_here <= removed
+    kept = {path.format(package_name="svc") for path in post_gen.OWNED_PATHS[option][value]}
+    assert not kept & removed
 
 
 def test_remove_paths_deletes_files_and_folders(tmp_path: Path) -> None:

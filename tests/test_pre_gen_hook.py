@@ -9,19 +9,11 @@ from typing import Any
 
 import pytest
 
+from . import conftest
 from .conftest import COOKIECUTTER_JSON, TEMPLATE
 from .hooks import pre_gen
 
-DEFAULT_ANSWERS: dict[str, Any] = {
-    **{
-        key: value[0] if isinstance(value, list) else value
-        for key, value in COOKIECUTTER_JSON.items()
-        if not key.startswith("_")
-    },
-    "project_slug": "my-service",
-    "package_name": "my_service",
-    "_cookiecutter": COOKIECUTTER_JSON,
-}
+DEFAULT_ANSWERS: dict[str, Any] = {**conftest.DEFAULT_ANSWERS, "_cookiecutter": COOKIECUTTER_JSON}
 
 # id -> (answers that differ from the defaults, the line the hook must print)
 BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
