@@ -73,6 +73,19 @@ BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
         {"database": "mysql"},
         "database='mysql': not one of the choices (sqlite, postgresql, none)",
     ),
+    "worker-unknown": (
+        {"worker": "huey"},
+        "worker='huey': not one of the choices (none, celery, rq)",
+    ),
+    "celery-without-database": (
+        {"worker": "celery", "database": "none"},
+        "worker='celery': needs a database (its example job stores its results there)",
+    ),
+    "rq-without-database": (
+        {"worker": "rq", "database": "none"},
+        "worker='rq': needs a database (its example job stores its results there)",
+    ),
+    "docker-not-boolean": ({"use_docker": "maybe"}, "use_docker='maybe': must be yes or no"),
 }
 
 
@@ -96,7 +109,8 @@ def test_every_bad_answer_is_reported_at_once() -> None:
 # Bakes that cookiecutter itself refuses before the hook can run: an empty slug
 # renders an empty directory name (cookiecutter: "directory already exists"),
 # and an invalid choice fails in cookiecutter's own prompt code.
-REFUSED_BEFORE_HOOK = {"slug-empty", "database-unknown"}
+# So is a yes/no answer that is not one (cookiecutter: "could not be converted to a boolean").
+REFUSED_BEFORE_HOOK = {"slug-empty", "database-unknown", "worker-unknown", "docker-not-boolean"}
 BAKED_BAD_ANSWERS = {
     key: value for key, value in BAD_ANSWERS.items() if key not in REFUSED_BEFORE_HOOK
 }

@@ -1,0 +1,207 @@
+"""Every accepted combination of options bakes completely, with only its own files, and validates.
+
+The options that choose files (framework, database, worker, containers,
+Kubernetes, CI) are baked in every combination the pre-gen hook accepts, once
+per session. Checks that start a tool run it once over all the bakes: ruff
+over every project, each validator over the distinct files.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import DEFAULT_ANSWERS, RUFF, option_values, run
+from .hooks import post_gen, pre_gen
+from .validators import VALIDATORS, files_for, validate
+
+MATRIX_OPTIONS = ("web_framework", "database", "worker", "use_docker", "use_kubernetes", "ci")
+# Jinja that survived rendering: a variable, a block, a comment, or a context lookup.
+UNRENDERED = re.compile(r"\{\{|\{%|%\}|\{#|cookiecutter\.")
+# Top-level modules that only a given option value may import.
+VALUE_IMPORTS: dict[tuple[str, str], frozenset[str]] = {
+    ("web_framework", "fastapi"): frozenset({"fastapi", "starlette", "uvicorn"}),
+    ("web_framework", "flask"): frozenset({"flask", "werkzeug", "gunicorn"}),
+    ("worker", "celery"): frozenset({"celery", "kombu"}),
+    ("worker", "rq"): frozenset({"rq"}),
+}
+# Modules a project may import only when an option is not "none".
+OPTION_IMPORTS: dict[str, frozenset[str]] = {
+    "database": frozenset({"sqlalchemy", "alembic"}),
+    "worker": frozenset({"redis"}),
+}
+
+pytestmark = pytest.mark.xdist_group("matrix")
+
+
+def accepted_combinations() -> list[dict[str, Any]]:
+    combinations = []
+    for values in itertools.product(*map(option_values, MATRIX_OPTIONS)):
+        answers = {**DEFAULT_ANSWERS, **dict(zip(MATRIX_OPTIONS, values, strict=True))}
+        if not list(pre_gen.combination_problems(answers)):
+            combinations.append(answers)
+    return combinations
+
+
+def combination_id(answers: dict[str, Any]) -> str:
+    """`flask-postgresql-celery-docker-k8s-github`; `no-docker`, `no-k8s` when off."""
+    return "-".join(
+        [
+            answers["web_framework"],
+            answers["database"],
+            f"worker:{answers['worker']}",
+            "docker" if answers["use_docker"] else "no-docker",
+            "k8s" if answers["use_kubernetes"] else "no-k8s",
+            f"ci:{answers['ci']}",
+        ]
+    )
+
+
+COMBINATIONS = {combination_id(answers): answers for answers in accepted_combinations()}
+
+
+@pytest.fixture(scope="session")
+def matrix(cookies_session: Any) -> dict[str, Path | str]:
+    """Each combination's baked project, or the reason it did not bake."""
+    baked: dict[str, Path | str] = {}
+    for name, answers in COMBINATIONS.items():
+        context = {option: answers[option] for option in MATRIX_OPTIONS}
+        result = cookies_session.bake(extra_context=context)
+        baked[name] = result.project_path if result.exit_code == 0 else repr(result.exception)
+    return baked
+
+
+@pytest.fixture(scope="session")
+def projects(matrix: dict[str, Path | str]) -> dict[str, Path]:
+    return {name: path for name, path in matrix.items() if isinstance(path, Path)}
+
+
+def project_paths(project: Path) -> Iterator[Path]:
+    yield from (path for path in sorted(project.rglob("*")) if path.is_file())
+
+
+def test_matrix_spans_every_value_of_every_option() -> None:
+    for option in MATRIX_OPTIONS:
+        assert {answers[option] for answers in COMBINATIONS.values()} == set(
+            option_values(option)
+        ), option
+
+
+def test_every_accepted_combination_bakes(matrix: dict[str, Path | str]) -> None:
+    failed = {name: why for name, why in matrix.items() if not isinstance(why, Path)}
+    assert failed == {}
+
+
+def test_no_unrendered_jinja_in_any_name_or_file(projects: dict[str, Path]) -> None:
+    leftovers = {
+        f"{name}: {path.relative_to(project)}"
+        for name, project in projects.items()
+        for path in project_paths(project)
+        if UNRENDERED.search(str(path.relative_to(project)))
+        or UNRENDERED.search(path.read_text(errors="replace"))
+    }
+    assert leftovers == set()
+
+
+def test_no_file_of_an_unchosen_value_remains(projects: dict[str, Path]) -> None:
+    remaining = {
+        f"{name}: {path}"
+        for name, project in projects.items()
+        for path in post_gen.paths_to_remove(COMBINATIONS[name])
+        if (project / path).exists()
+    }
+    assert remaining == set()
+
+
+def imported_modules(project: Path) -> set[str]:
+    """Top-level names of every module the project's Python imports."""
+    modules: set[str] = set()
+    for path in project.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules.add(node.module.split(".")[0])
+    return modules
+
+
+def forbidden_imports(answers: dict[str, Any]) -> frozenset[str]:
+    """Modules that belong to values not chosen in `answers`."""
+    forbidden: set[str] = set()
+    for (option, value), modules in VALUE_IMPORTS.items():
+        if answers[option] != value:
+            forbidden |= modules
+    for option, modules in OPTION_IMPORTS.items():
+        if answers[option] == "none":
+            forbidden |= modules
+    return frozenset(forbidden)
+
+
+def test_code_imports_only_the_chosen_values_libraries(projects: dict[str, Path]) -> None:
+    stray = {
+        name: sorted(imported_modules(project) & forbidden_imports(COMBINATIONS[name]))
+        for name, project in projects.items()
+    }
+    assert {name: modules for name, modules in stray.items() if modules} == {}
+
+
+def test_chosen_values_libraries_are_declared(projects: dict[str, Path]) -> None:
+    """Every library a chosen value imports is a declared dependency, and only those."""
+    undeclared = {}
+    for name, project in projects.items():
+        declared = {
+            re.split(r"[\[<>=;! ]", dependency)[0].replace("-", "_")
+            for dependency in tomllib.loads((project / "pyproject.toml").read_text())["project"][
+                "dependencies"
+            ]
+        }
+        for (option, value), modules in VALUE_IMPORTS.items():
+            if COMBINATIONS[name][option] == value and not modules & declared:
+                undeclared[f"{name}: {option}={value}"] = sorted(modules)
+    assert undeclared == {}
+
+
+def parse_structured(path: Path) -> object:
+    text = path.read_text()
+    if path.suffix == ".toml":
+        return tomllib.loads(text)
+    if path.suffix == ".json":
+        return json.loads(text)
+    return list(yaml.safe_load_all(text))
+
+
+def test_every_yaml_toml_and_json_file_parses(projects: dict[str, Path]) -> None:
+    failures = {}
+    for name, project in projects.items():
+        for path in project_paths(project):
+            if path.suffix in {".yaml", ".yml", ".toml", ".json"}:
+                try:
+                    parse_structured(path)
+                except (ValueError, yaml.YAMLError) as exc:
+                    failures[f"{name}: {path.relative_to(project)}"] = str(exc)
+    assert failures == {}
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["check", "format"])
+def test_every_combination_is_ruff_clean(projects: dict[str, Path], command: list[str]) -> None:
+    """One ruff run over all the bakes; each project's own pyproject configures its files."""
+    root = next(iter(projects.values())).parents[1]
+    run([RUFF, *command, "--no-cache", *map(str, projects.values())], root)
+
+
+@pytest.mark.parametrize("validator", sorted(VALIDATORS))
+def test_every_distinct_config_file_passes_its_validator(
+    projects: dict[str, Path], validator: str
+) -> None:
+    files = files_for(validator, projects.values())
+    assert files, f"no bake produced a file for {validator}"
+    validate(validator, files)
