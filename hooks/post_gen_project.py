@@ -43,8 +43,8 @@ DOCKER_PATHS: tuple[str, ...] = ()
 KUBERNETES_PATHS: tuple[str, ...] = ()
 
 # The generated project's CI, one file tree per service.
-GITHUB_PATHS: tuple[str, ...] = ()
-GITLAB_PATHS: tuple[str, ...] = ()
+GITHUB_PATHS = (".github",)
+GITLAB_PATHS = (".gitlab-ci.yml",)
 
 OWNED_PATHS: dict[str, dict[str | bool, tuple[str, ...]]] = {
     "database": {

@@ -13,7 +13,8 @@ from .conftest import COOKIECUTTER_JSON, DATABASES, DEFAULT_ANSWERS, project_fil
 from .hooks import post_gen
 
 # Jinja that survived rendering: a variable, a block, a comment, or a context lookup.
-UNRENDERED = re.compile(rb"\{\{|\{%|%\}|\{#|cookiecutter\.")
+# `${{ ... }}` is a GitHub Actions expression, not Jinja.
+UNRENDERED = re.compile(rb"(?<!\$)\{\{|\{%|%\}|\{#|cookiecutter\.")
 
 
 def bake(cookies: Any, **answers: str) -> Path:
