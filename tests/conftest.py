@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,11 @@ import pytest
 TEMPLATE = Path(__file__).resolve().parents[1]
 COOKIECUTTER_JSON: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 DATABASES: list[str] = COOKIECUTTER_JSON["database"]
+
+
+# Jinja that survived rendering: a variable, a block, a comment, or a context lookup.
+# `${{ ... }}` is a GitHub Actions expression, not Jinja.
+UNRENDERED = re.compile(rb"(?<!\$)\{\{|\{%|%\}|\{#|cookiecutter\.")
 
 
 def option_values(option: str) -> list[Any]:

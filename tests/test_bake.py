@@ -9,12 +9,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import COOKIECUTTER_JSON, DATABASES, DEFAULT_ANSWERS, project_files
+from .conftest import COOKIECUTTER_JSON, DATABASES, DEFAULT_ANSWERS, UNRENDERED, project_files
 from .hooks import post_gen
-
-# Jinja that survived rendering: a variable, a block, a comment, or a context lookup.
-# `${{ ... }}` is a GitHub Actions expression, not Jinja.
-UNRENDERED = re.compile(rb"(?<!\$)\{\{|\{%|%\}|\{#|cookiecutter\.")
 
 
 def bake(cookies: Any, **answers: str) -> Path:

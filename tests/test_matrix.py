@@ -20,13 +20,11 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import DEFAULT_ANSWERS, RUFF, option_values, run
+from .conftest import DEFAULT_ANSWERS, RUFF, UNRENDERED, option_values, run
 from .hooks import post_gen, pre_gen
 from .validators import VALIDATORS, files_for, validate
 
 MATRIX_OPTIONS = ("web_framework", "database", "worker", "use_docker", "use_kubernetes", "ci")
-# Jinja that survived rendering: a variable, a block, a comment, or a context lookup.
-UNRENDERED = re.compile(r"\{\{|\{%|%\}|\{#|cookiecutter\.")
 # Top-level modules that only a given option value may import.
 VALUE_IMPORTS: dict[tuple[str, str], frozenset[str]] = {
     ("web_framework", "fastapi"): frozenset({"fastapi", "starlette", "uvicorn"}),
@@ -106,8 +104,8 @@ def test_no_unrendered_jinja_in_any_name_or_file(projects: dict[str, Path]) -> N
         f"{name}: {path.relative_to(project)}"
         for name, project in projects.items()
         for path in project_paths(project)
-        if UNRENDERED.search(str(path.relative_to(project)))
-        or UNRENDERED.search(path.read_text(errors="replace"))
+        if UNRENDERED.search(str(path.relative_to(project)).encode())
+        or UNRENDERED.search(path.read_bytes())
     }
     assert leftovers == set()
 
