@@ -1,4 +1,8 @@
-"""What the container and Kubernetes tests share: the combinations, the bakes, the readers."""
+"""What the container and Kubernetes tests share: the combinations, the bakes, the readers.
+
+A pytest plugin (conftest.py loads it): its fixtures bake every combination
+once per session, with both the container files and the manifests.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from .conftest import COOKIECUTTER_JSON, dev_tool
 
@@ -24,14 +30,28 @@ def combination_id(answers: dict[str, str]) -> str:
     return "-".join(answers.values())
 
 
-def bake_combinations(cookies_session: Any, **fixed: Any) -> dict[str, Path]:
-    """Bake every combination with the `fixed` answers: project path by combination id."""
+@pytest.fixture(scope="session")
+def deploy_projects(cookies_session: Any) -> dict[str, Path]:
+    """Every combination baked with use_docker and use_kubernetes: path by combination id."""
     projects = {}
     for answers in COMBINATIONS:
-        result = cookies_session.bake(extra_context={**answers, **fixed})
+        context = {**answers, "use_docker": True, "use_kubernetes": True}
+        result = cookies_session.bake(extra_context=context)
         assert result.exit_code == 0, result.exception
         projects[combination_id(answers)] = result.project_path
     return projects
+
+
+@pytest.fixture(params=COMBINATIONS, ids=combination_id)
+def answers(request: pytest.FixtureRequest) -> dict[str, str]:
+    combination: dict[str, str] = request.param
+    return combination
+
+
+@pytest.fixture
+def project(deploy_projects: dict[str, Path], answers: dict[str, str]) -> Path:
+    """The project baked with `answers`, shared by many tests: read it, don't change it."""
+    return deploy_projects[combination_id(answers)]
 
 
 def procfile_commands(project: Path) -> dict[str, list[str]]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import posixpath
 import re
+import shlex
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,10 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .conftest import COOKIECUTTER_JSON, DEFAULT_ANSWERS
+from .conftest import COOKIECUTTER_JSON, DEFAULT_ANSWERS, UV, project_env, run
 from .deployment import (
     COMBINATIONS,
-    bake_combinations,
     combination_id,
     distinct,
     env_file,
@@ -36,13 +38,6 @@ BACKING_SERVICES = {"postgres", "redis"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
 
 Instruction = tuple[str, str]
-
-combinations = pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
-
-
-@pytest.fixture(scope="module")
-def projects(cookies_session: Any) -> dict[str, Path]:
-    return bake_combinations(cookies_session, use_docker=True)
 
 
 @pytest.fixture(scope="module")
@@ -133,16 +128,18 @@ def build_context(project: Path) -> set[str]:
 
 
 def test_hadolint_finds_nothing_in_any_dockerfile(
-    projects: dict[str, Path], python_projects: dict[str, Path]
+    deploy_projects: dict[str, Path], python_projects: dict[str, Path]
 ) -> None:
-    baked = [*projects.values(), *python_projects.values()]
+    baked = [*deploy_projects.values(), *python_projects.values()]
     dockerfiles = distinct(project / "Dockerfile" for project in baked)
     result = run_tool("hadolint", "--no-color", *dockerfiles)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
-def test_every_compose_file_follows_the_compose_specification(projects: dict[str, Path]) -> None:
-    files = distinct(project / "compose.yaml" for project in projects.values())
+def test_every_compose_file_follows_the_compose_specification(
+    deploy_projects: dict[str, Path],
+) -> None:
+    files = distinct(project / "compose.yaml" for project in deploy_projects.values())
     result = run_tool("check-jsonschema", "--builtin-schema", "vendor.compose-spec", *files)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -156,11 +153,8 @@ def test_both_stages_run_the_chosen_python(
     assert images[1:] == [f"python:{python_version}-slim"] * 2
 
 
-@combinations
-def test_dependencies_come_from_the_lock_file_without_dev_tools(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    _uv, builder, runtime = dockerfile_stages(projects[combination_id(answers)])
+def test_dependencies_come_from_the_lock_file_without_dev_tools(project: Path) -> None:
+    _uv, builder, runtime = dockerfile_stages(project)
     syncs = [run.split("uv sync", 1)[1].split() for run in arguments_of(builder, "RUN")]
     assert syncs
     assert all({"--locked", "--no-dev"} <= set(flags) for flags in syncs)
@@ -169,11 +163,7 @@ def test_dependencies_come_from_the_lock_file_without_dev_tools(
     assert arguments_of(runtime, "COPY") == ["--from=builder /app/.venv /app/.venv"]
 
 
-@combinations
-def test_image_runs_the_web_process_as_pid_1_and_not_as_root(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    project = projects[combination_id(answers)]
+def test_image_runs_the_web_process_as_pid_1_and_not_as_root(project: Path) -> None:
     runtime = dockerfile_stages(project)[-1]
     [cmd] = arguments_of(runtime, "CMD")
     assert json.loads(cmd) == procfile_commands(project)["web"]  # exec form: no shell as PID 1
@@ -185,12 +175,8 @@ def test_image_runs_the_web_process_as_pid_1_and_not_as_root(
     assert arguments_of(runtime, "EXPOSE") == [default_settings(project)["PORT"]]
 
 
-@combinations
-def test_no_secret_is_built_into_the_image(
-    projects: dict[str, Path], answers: dict[str, str], tmp_path: Path
-) -> None:
-    project = tmp_path / "project"
-    shutil.copytree(projects[combination_id(answers)], project)
+def test_no_secret_is_built_into_the_image(project: Path, tmp_path: Path) -> None:
+    project = shutil.copytree(project, tmp_path / "project")  # a copy to add local files to
     stages = dockerfile_stages(project)
     assert not any(arguments_of(stage, "ARG") for stage in stages)
     assert not {name for stage in stages for name in env_names(stage) if SECRET_NAME.search(name)}
@@ -201,28 +187,56 @@ def test_no_secret_is_built_into_the_image(
     assert sent == {"LICENSE", "README.md", "pyproject.toml", "src", "uv.lock"}
 
 
-@combinations
-def test_uv_lock_is_committed_and_local_secrets_are_not(
-    projects: dict[str, Path], answers: dict[str, str]
+def test_builder_commands_make_a_working_environment_from_the_context(
+    baked_project: Callable[..., Path], tmp_path: Path
 ) -> None:
-    ignored = git_ignored(projects[combination_id(answers)], ["uv.lock", ".env", "Dockerfile"])
+    """The builder stage's uv commands, run without Docker on exactly the build context."""
+    project = baked_project(database="sqlite")  # its `uv sync` wrote uv.lock
+    _uv, builder, runtime = dockerfile_stages(project)
+    context, lock_only, environment = tmp_path / "context", tmp_path / "lock", tmp_path / "venv"
+    for path in build_context(project):
+        (context / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(project / path, context / path)
+    lock_only.mkdir()
+    for name in ("pyproject.toml", "uv.lock"):  # what the first RUN mounts
+        shutil.copy(context / name, lock_only / name)
+    build_env = project_env()
+    for assignment in arguments_of(builder, "ENV"):
+        build_env.update(pair.split("=", 1) for pair in shlex.split(assignment))
+    build_env["UV_PROJECT_ENVIRONMENT"] = str(environment)  # not /app/.venv on this machine
+    commands = [
+        [UV, *[a for a in shlex.split(line) if not a.startswith("--mount=")][1:]]
+        for line in arguments_of(builder, "RUN")
+    ]
+    assert len(commands) == 2
+    run(commands[0], lock_only, build_env)
+    run(commands[1], context, build_env)
+
+    # The runtime stage's command works from the environment alone, in an empty directory.
+    [workdir] = arguments_of(runtime, "WORKDIR")
+    home = tmp_path / workdir.strip("/")
+    home.mkdir()
+    runtime_env = project_env(PATH=f"{environment}/bin:{os.environ['PATH']}")
+    slug = procfile_commands(project)["release"][0]
+    run([slug, "migrate"], home, runtime_env)
+    assert (home / ".data").is_dir()
+    site_packages = next((environment / "lib").glob("python*/site-packages"))
+    package = site_packages / DEFAULT_ANSWERS["package_name"]
+    assert list(package.glob("__pycache__/*.pyc"))  # compiled at build
+    assert not [name for name in ("pytest", "mypy", "ruff") if (site_packages / name).exists()]
+
+
+def test_uv_lock_is_committed_and_local_secrets_are_not(project: Path) -> None:
+    ignored = git_ignored(project, ["uv.lock", ".env", "Dockerfile"])
     assert ignored == {".env"}
 
 
-@combinations
-def test_compose_runs_each_procfile_process_with_its_command(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    project = projects[combination_id(answers)]
+def test_compose_runs_each_procfile_process_with_its_command(project: Path) -> None:
     commands = {name: service["command"] for name, service in app_services(project).items()}
     assert commands == procfile_commands(project)
 
 
-@combinations
-def test_compose_publishes_the_port_the_web_process_binds(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    project = projects[combination_id(answers)]
+def test_compose_publishes_the_port_the_web_process_binds(project: Path) -> None:
     web = app_services(project)["web"]
     port = web["environment"]["PORT"]
     assert web["ports"] == [f"{port}:{port}"]
@@ -230,11 +244,9 @@ def test_compose_publishes_the_port_the_web_process_binds(
     assert port == expose
 
 
-@combinations
 def test_compose_starts_processes_after_the_release_and_healthy_services(
-    projects: dict[str, Path], answers: dict[str, str]
+    project: Path, answers: dict[str, str]
 ) -> None:
-    project = projects[combination_id(answers)]
     services = compose(project)["services"]
     backing = expected_backing_services(answers)
     assert set(services) - set(app_services(project)) == backing
@@ -249,11 +261,9 @@ def test_compose_starts_processes_after_the_release_and_healthy_services(
         assert conditions == expected, name
 
 
-@combinations
 def test_compose_configures_by_environment_with_an_optional_env_file(
-    projects: dict[str, Path], answers: dict[str, str]
+    project: Path, answers: dict[str, str]
 ) -> None:
-    project = projects[combination_id(answers)]
     defaults = default_settings(project)
     for service in app_services(project).values():
         assert service["env_file"] == [{"path": ".env", "required": False}]
@@ -264,9 +274,8 @@ def test_compose_configures_by_environment_with_an_optional_env_file(
         assert grace > int(defaults["GRACEFUL_TIMEOUT"])
 
 
-@combinations
-def test_compose_holds_no_secret(projects: dict[str, Path], answers: dict[str, str]) -> None:
-    services = compose(projects[combination_id(answers)])["services"]
+def test_compose_holds_no_secret(project: Path) -> None:
+    services = compose(project)["services"]
     for name, service in services.items():
         environment = service.get("environment", {})
         assert not [key for key in environment if SECRET_NAME.search(key)], name
@@ -285,10 +294,7 @@ def test_compose_holds_no_secret(projects: dict[str, Path], answers: dict[str, s
 @pytest.mark.parametrize(
     "answers", [a for a in COMBINATIONS if a["database"] == "sqlite"], ids=combination_id
 )
-def test_compose_processes_share_one_sqlite_file(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    project = projects[combination_id(answers)]
+def test_compose_processes_share_one_sqlite_file(project: Path) -> None:
     [workdir] = arguments_of(dockerfile_stages(project)[-1], "WORKDIR")
     mounts = set()
     for service in app_services(project).values():
@@ -308,8 +314,8 @@ def test_use_docker_no_leaves_no_container_files(cookies: Any) -> None:
     assert "## Containers" not in (result.project_path / "README.md").read_text()
 
 
-def test_readme_says_to_commit_the_lock_file(projects: dict[str, Path]) -> None:
+def test_readme_says_to_commit_the_lock_file(deploy_projects: dict[str, Path]) -> None:
     default = combination_id({key: DEFAULT_ANSWERS[key] for key in COMBINATIONS[0]})
-    readme = (projects[default] / "README.md").read_text()
+    readme = (deploy_projects[default] / "README.md").read_text()
     section = readme.split("## Containers", 1)[1].split("\n## ", 1)[0]
     assert "commit `uv.lock`" in " ".join(section.split())

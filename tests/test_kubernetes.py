@@ -17,9 +17,6 @@ import pytest
 import yaml
 
 from .deployment import (
-    COMBINATIONS,
-    bake_combinations,
-    combination_id,
     distinct,
     env_file,
     git_ignored,
@@ -29,17 +26,11 @@ from .deployment import (
 
 MANIFESTS = "deploy/kubernetes"
 KUSTOMIZATION = "kustomization.yaml"
-# Pause before SIGTERM reaches the server, and what is left for the process to exit after
-# its drain: the grace period must cover both and GRACEFUL_TIMEOUT.
+# Seconds a process needs to exit after its drain: the grace period must cover the
+# preStop pause, GRACEFUL_TIMEOUT and this.
 EXIT_MARGIN_SECONDS = 5
 
-combinations = pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
 Manifest = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def projects(cookies_session: Any) -> dict[str, Path]:
-    return bake_combinations(cookies_session, use_kubernetes=True)
 
 
 def manifest_files(project: Path) -> list[Path]:
@@ -90,18 +81,20 @@ def named_port(container: dict[str, Any], port: int | str) -> int:
     return int(number)
 
 
-def test_every_manifest_is_valid_kubernetes_strictly(projects: dict[str, Path]) -> None:
-    files = distinct(path for project in projects.values() for path in manifest_files(project))
+def test_every_manifest_is_valid_kubernetes_strictly(deploy_projects: dict[str, Path]) -> None:
+    files = distinct(
+        path for project in deploy_projects.values() for path in manifest_files(project)
+    )
     result = run_tool("kubernetes-validate", "--strict", "--quiet", *files)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_kustomize_builds_valid_manifests(projects: dict[str, Path], tmp_path: Path) -> None:
+def test_kustomize_builds_valid_manifests(deploy_projects: dict[str, Path], tmp_path: Path) -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed: the built output is not checked")
     built = []
-    for name, project in projects.items():
+    for name, project in deploy_projects.items():
         directory = tmp_path / name
         shutil.copytree(project / MANIFESTS, directory)
         shutil.copy(directory / "secret.env.example", directory / "secret.env")
@@ -115,11 +108,7 @@ def test_kustomize_builds_valid_manifests(projects: dict[str, Path], tmp_path: P
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@combinations
-def test_kustomization_lists_every_manifest_and_its_sources(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    project = projects[combination_id(answers)]
+def test_kustomization_lists_every_manifest_and_its_sources(project: Path) -> None:
     spec = kustomization(project)
     assert spec["resources"] == [path.name for path in manifest_files(project)]
     [secrets] = spec["secretGenerator"]
@@ -130,11 +119,7 @@ def test_kustomization_lists_every_manifest_and_its_sources(
     assert {only_container(w)["image"] for w in workloads(project).values()} == {image["name"]}
 
 
-@combinations
-def test_each_procfile_process_runs_its_command(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    project = projects[combination_id(answers)]
+def test_each_procfile_process_runs_its_command(project: Path) -> None:
     running = workloads(project)
     assert {name: only_container(w)["command"] for name, w in running.items()} == (
         procfile_commands(project)
@@ -143,11 +128,7 @@ def test_each_procfile_process_runs_its_command(
     assert kinds == {name: "Job" if name == "release" else "Deployment" for name in running}
 
 
-@combinations
-def test_web_port_is_the_configured_port_and_the_service_target(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    project = projects[combination_id(answers)]
+def test_web_port_is_the_configured_port_and_the_service_target(project: Path) -> None:
     container = only_container(workloads(project)["web"])
     [port] = container["ports"]
     assert port["containerPort"] == int(config(project)["PORT"])
@@ -158,11 +139,7 @@ def test_web_port_is_the_configured_port_and_the_service_target(
     assert service["spec"]["selector"].items() <= pod_labels.items()
 
 
-@combinations
-def test_web_probes_ask_the_health_endpoints(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    project = projects[combination_id(answers)]
+def test_web_probes_ask_the_health_endpoints(project: Path) -> None:
     container = only_container(workloads(project)["web"])
     paths = {
         probe: (
@@ -183,11 +160,7 @@ def test_web_probes_ask_the_health_endpoints(
     assert '"/readyz"' in source
 
 
-@combinations
-def test_grace_period_covers_the_pause_and_the_drain(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    project = projects[combination_id(answers)]
+def test_grace_period_covers_the_pause_and_the_drain(project: Path) -> None:
     drain = int(config(project)["GRACEFUL_TIMEOUT"])
     for name, workload in workloads(project).items():
         if workload["kind"] == "Job":
@@ -198,11 +171,7 @@ def test_grace_period_covers_the_pause_and_the_drain(
         assert pod["terminationGracePeriodSeconds"] >= pause + drain + EXIT_MARGIN_SECONDS, name
 
 
-@combinations
-def test_every_pod_runs_unprivileged_on_a_read_only_filesystem(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    project = projects[combination_id(answers)]
+def test_every_pod_runs_unprivileged_on_a_read_only_filesystem(project: Path) -> None:
     for name, workload in workloads(project).items():
         pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True, name
@@ -222,20 +191,14 @@ def test_every_pod_runs_unprivileged_on_a_read_only_filesystem(
         assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}, name
 
 
-@combinations
-def test_image_user_is_the_pods_user(projects: dict[str, Path], answers: dict[str, str]) -> None:
-    project = projects[combination_id(answers)]
+def test_image_user_is_the_pods_user(project: Path) -> None:
     [user] = re.findall(r"^USER (\d+):(\d+)$", (project / "Dockerfile").read_text(), re.MULTILINE)
     for workload in workloads(project).values():
         context = workload["spec"]["template"]["spec"]["securityContext"]
         assert (str(context["runAsUser"]), str(context["runAsGroup"])) == user
 
 
-@combinations
-def test_config_and_secret_reach_every_process(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    project = projects[combination_id(answers)]
+def test_config_and_secret_reach_every_process(project: Path, answers: dict[str, str]) -> None:
     spec = kustomization(project)
     generated = [spec["configMapGenerator"][0]["name"], spec["secretGenerator"][0]["name"]]
     for name, workload in workloads(project).items():
@@ -249,11 +212,7 @@ def test_config_and_secret_reach_every_process(
     assert not {key for key in config(project) if key.endswith("_URL")}
 
 
-@combinations
-def test_autoscaler_and_disruption_budget_govern_the_web_deployment(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
-    project = projects[combination_id(answers)]
+def test_autoscaler_and_disruption_budget_govern_the_web_deployment(project: Path) -> None:
     web = workloads(project)["web"]
     found = objects(project)
     [autoscaler] = [m for (kind, _), m in found.items() if kind == "HorizontalPodAutoscaler"]
@@ -265,12 +224,9 @@ def test_autoscaler_and_disruption_budget_govern_the_web_deployment(
     assert budget["spec"]["selector"] == web["spec"]["selector"]
 
 
-@combinations
-def test_secret_env_is_ignored_and_its_example_tracked(
-    projects: dict[str, Path], answers: dict[str, str]
-) -> None:
+def test_secret_env_is_ignored_and_its_example_tracked(project: Path) -> None:
     paths = [f"{MANIFESTS}/secret.env", f"{MANIFESTS}/secret.env.example", "uv.lock"]
-    assert git_ignored(projects[combination_id(answers)], paths) == {f"{MANIFESTS}/secret.env"}
+    assert git_ignored(project, paths) == {f"{MANIFESTS}/secret.env"}
 
 
 def test_use_kubernetes_no_leaves_no_deploy_directory(cookies: Any) -> None:
