@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .conftest import COOKIECUTTER_JSON, DEFAULT_ANSWERS, UV, project_env, run
+from .conftest import COOKIECUTTER_JSON, DEFAULT_ANSWERS, UV, project_env, project_files, run
 from .deployment import (
     COMBINATIONS,
     combination_id,
@@ -32,6 +32,7 @@ from .deployment import (
     procfile_commands,
     run_tool,
 )
+from .test_bake import UNRENDERED
 
 CONTAINER_FILES = ("Dockerfile", ".dockerignore", "compose.yaml")
 BACKING_SERVICES = {"postgres", "redis"}
@@ -305,6 +306,11 @@ def test_compose_processes_share_one_sqlite_file(project: Path) -> None:
         mounts.add(name)
     assert len(mounts) == 1
     assert mounts <= set(compose(project)["volumes"])
+
+
+def test_every_file_renders_completely(project: Path) -> None:
+    leftovers = {path: UNRENDERED.findall(data) for path, data in project_files(project).items()}
+    assert {path: found for path, found in leftovers.items() if found} == {}
 
 
 def test_use_docker_no_leaves_no_container_files(cookies: Any) -> None:
