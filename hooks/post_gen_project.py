@@ -37,10 +37,12 @@ DATABASE_PATHS = (
 WORKER_PATHS: tuple[str, ...] = ()
 
 # Container image and the development stack.
-DOCKER_PATHS: tuple[str, ...] = ()
+DOCKER_PATHS = (".dockerignore", "Dockerfile", "compose.yaml")
 
-# Manifests for a cluster.
-KUBERNETES_PATHS: tuple[str, ...] = ()
+# Manifests for a cluster. The worker Deployment and the release Job also
+# depend on other options: their file names are conditions, rendered empty
+# (not written) without a worker or a database.
+KUBERNETES_PATHS = ("deploy",)
 
 # The generated project's CI, one file tree per service.
 GITHUB_PATHS = (".github",)

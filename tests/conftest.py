@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 
+# The container and Kubernetes tests' combinations and bakes.
+pytest_plugins = ["tests.deployment"]
+
 TEMPLATE = Path(__file__).resolve().parents[1]
 COOKIECUTTER_JSON: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 DATABASES: list[str] = COOKIECUTTER_JSON["database"]
