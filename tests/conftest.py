@@ -16,6 +16,7 @@ import pytest
 TEMPLATE = Path(__file__).resolve().parents[1]
 COOKIECUTTER_JSON: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 DATABASES: list[str] = COOKIECUTTER_JSON["database"]
+FRAMEWORKS: list[str] = COOKIECUTTER_JSON["web_framework"]
 
 
 def option_values(option: str) -> list[Any]:
