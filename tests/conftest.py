@@ -20,6 +20,7 @@ pytest_plugins = ["tests.deployment"]
 TEMPLATE = Path(__file__).resolve().parents[1]
 COOKIECUTTER_JSON: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 DATABASES: list[str] = COOKIECUTTER_JSON["database"]
+FRAMEWORKS: list[str] = COOKIECUTTER_JSON["web_framework"]
 
 
 # Jinja that survived rendering: a variable, a block, a comment, or a context lookup.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -9,8 +10,28 @@ from typing import Any
 
 import pytest
 
-from .conftest import COOKIECUTTER_JSON, DATABASES, DEFAULT_ANSWERS, UNRENDERED, project_files
+from .conftest import (
+    COOKIECUTTER_JSON,
+    DATABASES,
+    DEFAULT_ANSWERS,
+    FRAMEWORKS,
+    UNRENDERED,
+    project_files,
+)
 from .hooks import post_gen
+
+# Each web framework's distributions, and the modules its code imports.
+FRAMEWORK_DEPENDENCIES = {"fastapi": {"fastapi", "uvicorn"}, "flask": {"flask", "gunicorn"}}
+FRAMEWORK_MODULES = {
+    "fastapi": {"fastapi", "starlette", "uvicorn"},
+    "flask": {"flask", "werkzeug", "gunicorn"},
+}
+# Every web framework with every database, as (framework, database).
+STACKS = [
+    pytest.param(framework, database, id=f"{framework}-{database}")
+    for framework in FRAMEWORKS
+    for database in DATABASES
+]
 
 
 def bake(cookies: Any, **answers: str) -> Path:
@@ -25,6 +46,18 @@ def procfile(project: Path) -> dict[str, str]:
     return {name: command.strip() for name, command in (line.split(":", 1) for line in lines)}
 
 
+def imported_modules(project: Path) -> set[str]:
+    """The top-level modules every Python file of the project imports."""
+    modules: set[str] = set()
+    for path in project.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                modules.add(node.module.split(".")[0])
+    return modules
+
+
 def test_every_question_has_a_prompt() -> None:
     questions = {key for key in COOKIECUTTER_JSON if not key.startswith("_")}
     assert questions == set(COOKIECUTTER_JSON["__prompts__"])
@@ -37,9 +70,9 @@ def test_default_bake_is_the_sqlite_fastapi_service(cookies: Any) -> None:
     assert procfile(project) == {"release": "my-service migrate", "web": "my-service serve"}
 
 
-@pytest.mark.parametrize("database", DATABASES)
-def test_no_unrendered_jinja_remains(cookies: Any, database: str) -> None:
-    project = bake(cookies, database=database)
+@pytest.mark.parametrize(("framework", "database"), STACKS)
+def test_no_unrendered_jinja_remains(cookies: Any, framework: str, database: str) -> None:
+    project = bake(cookies, web_framework=framework, database=database)
     leftovers = {path: UNRENDERED.findall(data) for path, data in project_files(project).items()}
     assert {path: found for path, found in leftovers.items() if found} == {}
 
@@ -54,21 +87,38 @@ def test_only_the_chosen_options_files_remain(cookies: Any, database: str) -> No
         assert (project / path.format_map(answers)).exists(), path
 
 
-@pytest.mark.parametrize("database", DATABASES)
+@pytest.mark.parametrize(("framework", "database"), STACKS)
 def test_pyproject_declares_the_script_and_the_chosen_dependencies(
-    cookies: Any, database: str
+    cookies: Any, framework: str, database: str
 ) -> None:
-    project = bake(cookies, database=database)
+    project = bake(cookies, web_framework=framework, database=database)
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"] == {"my-service": "my_service.cli:main"}
     names = {re.split(r"[\[<>=;]", dep)[0] for dep in pyproject["project"]["dependencies"]}
-    assert {"fastapi", "uvicorn", "pydantic-settings"} <= names
+    assert {"pydantic-settings", *FRAMEWORK_DEPENDENCIES[framework]} <= names
+    for other, dependencies in FRAMEWORK_DEPENDENCIES.items():
+        assert (dependencies <= names) is (other == framework), other
     assert ({"sqlalchemy", "alembic", "psycopg"} <= names) is (database != "none")
 
 
-@pytest.mark.parametrize("database", DATABASES)
-def test_procfile_has_a_release_phase_only_with_a_database(cookies: Any, database: str) -> None:
-    processes = procfile(bake(cookies, database=database))
+@pytest.mark.parametrize(("framework", "database"), STACKS)
+def test_only_the_chosen_frameworks_code_is_rendered(
+    cookies: Any, framework: str, database: str
+) -> None:
+    project = bake(cookies, web_framework=framework, database=database)
+    package = project / "src" / "my_service"
+    assert (package / "app.py").is_file()
+    assert (package / "server.py").is_file()
+    modules = imported_modules(project)
+    for other, framework_modules in FRAMEWORK_MODULES.items():
+        assert bool(modules & framework_modules) is (other == framework), other
+
+
+@pytest.mark.parametrize(("framework", "database"), STACKS)
+def test_procfile_has_a_release_phase_only_with_a_database(
+    cookies: Any, framework: str, database: str
+) -> None:
+    processes = procfile(bake(cookies, web_framework=framework, database=database))
     assert processes["web"] == "my-service serve"
     assert ("release" in processes) is (database != "none")
 

@@ -1,8 +1,9 @@
 """Each generated project lints clean, type-checks and passes its own tests in a fresh env.
 
-Tests of one project share one bake and one uv environment (xdist_group keeps
-them on one worker). PostgreSQL runs use TEST_DATABASE_URL; the generated
-suite creates and drops its own database there.
+Every web framework is tried with every database. Tests of one project share
+one bake and one uv environment (xdist_group keeps them on one worker).
+PostgreSQL runs use TEST_DATABASE_URL; the generated suite creates and drops
+its own database there.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from .conftest import (
     COOKIECUTTER_JSON,
     DATABASES,
+    FRAMEWORKS,
     RUFF,
     UV,
     project_env,
@@ -25,10 +27,12 @@ from .conftest import (
 
 BakedProject = Callable[..., Path]
 # Names near the length limit must still lint and format clean.
-LONG_NAMES = {
-    "project_name": "Customer Notification Preferences Service Gateway",
-    "database": "postgresql",
-}
+LONG_NAME = "Customer Notification Preferences Service Gateway"
+
+
+def bake_param(name: str, **answers: str) -> Any:
+    """A parameter for one bake: named, and kept on the xdist worker that holds its env."""
+    return pytest.param(answers, id=name, marks=pytest.mark.xdist_group(name))
 
 
 def uv_run(project: Path, *command: str, **env: str | None) -> str:
@@ -36,10 +40,14 @@ def uv_run(project: Path, *command: str, **env: str | None) -> str:
 
 
 @pytest.mark.parametrize("database", DATABASES)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("python_version", COOKIECUTTER_JSON["python_version"])
-def test_every_python_floor_lints_clean(cookies: Any, python_version: str, database: str) -> None:
+def test_every_python_floor_lints_clean(
+    cookies: Any, python_version: str, framework: str, database: str
+) -> None:
     """ruff's rules follow the target version; this machine may lack that Python to run it."""
-    result = cookies.bake(extra_context={"python_version": python_version, "database": database})
+    answers = {"python_version": python_version, "web_framework": framework, "database": database}
+    result = cookies.bake(extra_context=answers)
     assert result.exit_code == 0, result.exception
     run([RUFF, "check", "."], result.project_path)
     run([RUFF, "format", "--check", "."], result.project_path)
@@ -47,8 +55,20 @@ def test_every_python_floor_lints_clean(cookies: Any, python_version: str, datab
 
 @pytest.mark.parametrize(
     "answers",
-    [pytest.param({"database": db}, id=db, marks=pytest.mark.xdist_group(db)) for db in DATABASES]
-    + [pytest.param(LONG_NAMES, id="long-names", marks=pytest.mark.xdist_group("long-names"))],
+    [
+        bake_param(f"{framework}-{database}", web_framework=framework, database=database)
+        for framework in FRAMEWORKS
+        for database in DATABASES
+    ]
+    + [
+        bake_param(
+            f"{framework}-long-names",
+            project_name=LONG_NAME,
+            web_framework=framework,
+            database="postgresql",
+        )
+        for framework in FRAMEWORKS
+    ],
 )
 def test_lint_format_and_types_are_clean(
     baked_project: BakedProject, answers: dict[str, str]
@@ -69,17 +89,24 @@ SUITES = {
 
 
 @pytest.mark.parametrize(
-    ("database", "server"),
+    ("framework", "database", "server"),
     [
-        pytest.param(*suite, id=name, marks=pytest.mark.xdist_group(suite[0]))
-        for name, suite in SUITES.items()
+        pytest.param(
+            framework,
+            database,
+            server,
+            id=f"{framework}-{name}",
+            marks=pytest.mark.xdist_group(f"{framework}-{database}"),
+        )
+        for framework in FRAMEWORKS
+        for name, (database, server) in SUITES.items()
     ],
 )
 def test_generated_test_suite_passes(
-    baked_project: BakedProject, database: str, server: str | None
+    baked_project: BakedProject, framework: str, database: str, server: str | None
 ) -> None:
     database_url = require_backing_service(server) if server else None
-    project = baked_project(database=database)
+    project = baked_project(web_framework=framework, database=database)
     output = uv_run(
         project,
         "pytest",

@@ -17,10 +17,16 @@ import sys
 import uuid
 {%- endif %}
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
+{%- if cookiecutter.web_framework == "fastapi" %}
 from fastapi.testclient import TestClient
+{%- else %}
+from flask import Flask
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 from sqlalchemy import create_engine, text
 {%- endif %}
@@ -28,7 +34,7 @@ from sqlalchemy import create_engine, text
 {% if cookiecutter.database != "none" -%}
 from {{ cookiecutter.package_name }} import db
 {% endif -%}
-from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.app import {% if cookiecutter.web_framework == "flask" %}close_app, {% endif %}create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .processes import ServiceProcess, StartService
@@ -136,10 +142,35 @@ def settings({% if cookiecutter.database != "none" %}database_url: str{% endif %
     return Settings(_env_file=None{% if cookiecutter.database != "none" %}, database_url=database_url{% endif %})
 
 
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    """The app in-process; a server error is answered as 500, as a real server would."""
+@contextmanager
+def app_client(settings: Settings) -> Iterator[httpx.Client]:
+    """An HTTP client of the app in-process, started and stopped as a worker process does it.
+
+    A server error is answered as 500, as a real server would.
+    """
+{%- if cookiecutter.web_framework == "fastapi" %}
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+{%- else %}
+    app = create_app(settings)
+    try:
+        with wsgi_client(app) as test_client:
+            yield test_client
+    finally:
+        close_app(app)
+
+
+def wsgi_client(app: Flask) -> httpx.Client:
+    """An HTTP client calling the WSGI `app` in-process; a server error is answered as 500."""
+    transport = httpx.WSGITransport(app=app, raise_app_exceptions=False)
+    return httpx.Client(transport=transport, base_url="http://testserver")
+{%- endif %}
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[httpx.Client]:
+    """The app in-process, with these tests' settings."""
+    with app_client(settings) as test_client:
         yield test_client
 
 

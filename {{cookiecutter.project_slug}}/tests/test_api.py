@@ -4,28 +4,45 @@ from __future__ import annotations
 
 import logging
 import re
+{%- if cookiecutter.web_framework == "flask" %}
+from collections.abc import Iterator
+{%- endif %}
 
+import httpx2 as httpx
 import pytest
-from fastapi.testclient import TestClient
+{%- if cookiecutter.web_framework == "flask" %}
+from flask import Flask, request
+{%- endif %}
 
-from {{ cookiecutter.package_name }}.app import access_logger, create_app
+{% if cookiecutter.web_framework == "fastapi" -%}
+from {{ cookiecutter.package_name }}.app import access_logger
+{%- else -%}
+from {{ cookiecutter.package_name }}.app import (
+    MAX_BODY_BYTES,
+    access_logger,
+    close_app,
+    create_app,
+)
+{%- endif %}
 from {{ cookiecutter.package_name }}.settings import Settings
 
+from .conftest import {% if cookiecutter.web_framework == "fastapi" %}app_client{% else %}wsgi_client{% endif %}
 
-def test_healthz_answers_ok(client: TestClient) -> None:
+
+def test_healthz_answers_ok(client: httpx.Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
-def test_readyz_reports_each_backing_service(client: TestClient) -> None:
+def test_readyz_reports_each_backing_service(client: httpx.Client) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
     assert all(result == "ok" for result in response.json()["checks"].values())
 
 
-def test_request_id_is_generated_and_echoed(client: TestClient) -> None:
+def test_request_id_is_generated_and_echoed(client: httpx.Client) -> None:
     response = client.get("/healthz")
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
 
@@ -36,13 +53,15 @@ def test_request_id_is_generated_and_echoed(client: TestClient) -> None:
     ids=["plain", "punctuated", "space", "too-long"],
 )
 def test_incoming_request_id_is_kept_when_safe(
-    client: TestClient, incoming: str, kept: bool
+    client: httpx.Client, incoming: str, kept: bool
 ) -> None:
     echoed = client.get("/healthz", headers={"X-Request-ID": incoming}).headers["x-request-id"]
     assert (echoed == incoming) is kept
 
 
-def test_one_access_line_per_request(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_one_access_line_per_request(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger=access_logger.name):
         response = client.get("/healthz", headers={"X-Request-ID": "req-1"})
     [record] = [r for r in caplog.records if r.name == access_logger.name]
@@ -53,9 +72,63 @@ def test_one_access_line_per_request(client: TestClient, caplog: pytest.LogCaptu
     assert response.headers["x-request-id"] == "req-1"
 
 
-def test_api_docs_are_off_unless_enabled(client: TestClient, settings: Settings) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "status", "detail"),
+    [
+        ("GET", "/no-such-page", 404, "Not Found"),
+        ("DELETE", "/healthz", 405, "Method Not Allowed"),
+    ],
+    ids=["unknown-path", "wrong-method"],
+)
+def test_errors_are_json(
+    client: httpx.Client, method: str, path: str, status: int, detail: str
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"detail": detail}
+{%- if cookiecutter.web_framework == "fastapi" %}
+
+
+def test_api_docs_are_off_unless_enabled(client: httpx.Client, settings: Settings) -> None:
     assert client.get("/docs").status_code == 404
     assert client.get("/openapi.json").status_code == 404
-    with TestClient(create_app(settings.model_copy(update={"api_docs": True}))) as enabled:
+    with app_client(settings.model_copy(update={"api_docs": True})) as enabled:
         assert enabled.get("/docs").status_code == 200
         assert enabled.get("/openapi.json").status_code == 200
+{%- else %}
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    """The app, for tests that give it a route of their own."""
+    app = create_app(settings)
+    yield app
+    close_app(app)
+
+
+def test_oversized_body_is_a_json_413(app: Flask) -> None:
+    @app.post("/echo")
+    def echo() -> bytes:
+        return request.get_data()
+
+    with wsgi_client(app) as client:
+        response = client.post("/echo", content=b"x" * (MAX_BODY_BYTES + 1))
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Request Entity Too Large"}
+
+
+def test_unexpected_error_is_a_json_500_and_a_logged_traceback(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    @app.get("/fails")
+    def fails() -> str:
+        raise RuntimeError("boom")
+
+    with wsgi_client(app) as client:
+        response = client.get("/fails")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal Server Error"}
+    logged = [record.exc_info[1] for record in caplog.records if record.exc_info]
+    assert [str(error) for error in logged] == ["boom"]
+{%- endif %}

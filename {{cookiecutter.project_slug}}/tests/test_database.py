@@ -8,22 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx2 as httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
+
+from .conftest import app_client
 
 
 @pytest.fixture
-def client_without_database(unused_port: int) -> Iterator[TestClient]:
+def client_without_database(unused_port: int) -> Iterator[httpx.Client]:
     url = f"postgresql://app:s3cret-pw@127.0.0.1:{unused_port}/app"
-    with TestClient(create_app(Settings(_env_file=None, database_url=url))) as test_client:
+    with app_client(Settings(_env_file=None, database_url=url)) as test_client:
         yield test_client
 
 
 def test_readyz_is_503_with_the_reason_when_the_database_is_down(
-    client_without_database: TestClient,
+    client_without_database: httpx.Client,
 ) -> None:
     response = client_without_database.get("/readyz")
     assert response.status_code == 503
@@ -33,12 +34,12 @@ def test_readyz_is_503_with_the_reason_when_the_database_is_down(
     assert "s3cret-pw" not in response.text
 
 
-def test_healthz_stays_up_when_the_database_is_down(client_without_database: TestClient) -> None:
+def test_healthz_stays_up_when_the_database_is_down(client_without_database: httpx.Client) -> None:
     assert client_without_database.get("/healthz").status_code == 200
 
 
 def test_requests_needing_the_database_fail_fast_with_503(
-    client_without_database: TestClient,
+    client_without_database: httpx.Client,
 ) -> None:
     response = client_without_database.post("/items", json={"name": "x"})
     assert response.status_code == 503

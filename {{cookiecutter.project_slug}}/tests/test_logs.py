@@ -19,6 +19,9 @@ from {{ cookiecutter.package_name }}.logs import (
 )
 from {{ cookiecutter.package_name }}.settings import Settings
 
+# The web server's own logger, which comes with a handler of its own.
+SERVER_LOGGER = "{{ 'uvicorn' if cookiecutter.web_framework == 'fastapi' else 'gunicorn' }}.error"
+
 
 def make_record(message: str = "hello %s", *args: object, **extra: object) -> logging.LogRecord:
     record = logging.LogRecord(
@@ -35,6 +38,7 @@ def test_json_line_has_the_standard_fields() -> None:
     assert event["logger"] == "svc.test"
     assert event["event"] == "hello world"
     assert event["timestamp"].endswith("Z")
+{%- if cookiecutter.web_framework == "fastapi" %}
 
 
 def test_json_line_carries_extra_fields_and_drops_uvicorn_colours() -> None:
@@ -42,6 +46,13 @@ def test_json_line_carries_extra_fields_and_drops_uvicorn_colours() -> None:
     event = json.loads(JsonFormatter().format(record))
     assert event["status"] == 201
     assert "color_message" not in event
+{%- else %}
+
+
+def test_json_line_carries_extra_fields() -> None:
+    event = json.loads(JsonFormatter().format(make_record(status=201)))
+    assert event["status"] == 201
+{%- endif %}
 
 
 def test_json_line_carries_the_current_request_id() -> None:
@@ -85,12 +96,12 @@ def test_configured_logging_writes_to_stdout_only(
     capsys: pytest.CaptureFixture[str], log_format: Literal["json", "console"]
 ) -> None:
     configure_logging(Settings.model_construct(log_format=log_format, log_level="INFO"))
-    logging.getLogger("uvicorn.error").info("server line")
+    logging.getLogger(SERVER_LOGGER).info("server line")
     captured = capsys.readouterr()
     assert "server line" in captured.out
     assert captured.err == ""
     if log_format == "json":
-        assert json.loads(captured.out)["logger"] == "uvicorn.error"
+        assert json.loads(captured.out)["logger"] == SERVER_LOGGER
 
 
 class WrappedError(Exception):

@@ -35,7 +35,9 @@ def test_defaults_suit_local_development() -> None:
     assert settings.web_concurrency == 1
     assert settings.log_level == "INFO"
     assert settings.log_format == "json"
+{%- if cookiecutter.web_framework == "fastapi" %}
     assert settings.api_docs is False
+{%- endif %}
 
 
 @pytest.mark.usefixtures("required_env")
@@ -55,7 +57,9 @@ BAD_VALUES = {
     "negative-grace": ("GRACEFUL_TIMEOUT", "-1", "GRACEFUL_TIMEOUT='-1': Input should be greater"),
     "unknown-level": ("LOG_LEVEL", "loud", "LOG_LEVEL='LOUD': Input should be 'DEBUG'"),
     "unknown-format": ("LOG_FORMAT", "xml", "LOG_FORMAT='xml': Input should be 'json' or"),
+{%- if cookiecutter.web_framework == "fastapi" %}
     "docs-not-bool": ("API_DOCS", "maybe", "API_DOCS='maybe': Input should be a valid boolean"),
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
     "database-scheme": (
         "DATABASE_URL",

@@ -24,7 +24,9 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, No
     "message",
     "asctime",
     "taskName",
+{%- if cookiecutter.web_framework == "fastapi" %}
     "color_message",  # uvicorn's ANSI-coloured copy of the message
+{%- endif %}
 }
 
 
@@ -80,7 +82,7 @@ def describe_exception(exc: BaseException) -> str:
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:
-    """A `logging.config.dictConfig` schema; uvicorn applies it in each worker process."""
+    """A `logging.config.dictConfig` schema; the web server applies it in its processes too."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -96,11 +98,18 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             },
         },
         "loggers": {
+{%- if cookiecutter.web_framework == "fastapi" %}
             # uvicorn's loggers bring their own handlers; send them through ours.
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
             # The app writes its own access line, with the request id.
             "uvicorn.access": {"handlers": [], "propagate": False},
+{%- else %}
+            # gunicorn's loggers bring their own handlers (stderr); send them through ours.
+            "gunicorn.error": {"handlers": [], "propagate": True},
+            # The app writes its own access line, with the request id.
+            "gunicorn.access": {"handlers": [], "propagate": False},
+{%- endif %}
             # Alembic announces each of its plugins at INFO on import.
             "alembic.runtime.plugins": {"level": "WARNING"},
         },

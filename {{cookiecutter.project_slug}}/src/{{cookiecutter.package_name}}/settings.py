@@ -44,10 +44,12 @@ class Settings(BaseSettings):
         "json",
         description="json: one JSON object per line; console: readable lines for a terminal.",
     )
+{%- if cookiecutter.web_framework == "fastapi" %}
     api_docs: bool = Field(
         False,
         description="Serve the OpenAPI schema at /openapi.json and interactive docs at /docs.",
     )
+{%- endif %}
 {%- if cookiecutter.database == "sqlite" %}
     database_url: SecretStr = Field(
         SecretStr("sqlite:///.data/{{ cookiecutter.package_name }}.sqlite3"),
