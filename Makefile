@@ -1,7 +1,7 @@
 # The template's own commands. Needs only Python 3.11+ and make: uv is
 # installed into .tools/ when it is not already on PATH.
 .DEFAULT_GOAL := help
-.PHONY: help serve test lint clean
+.PHONY: help serve test bench lint clean
 
 PYTHON ?= python3
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -29,9 +29,14 @@ serve: $(VENV)/.synced ## bake the default service into build/ and serve it on $
 test: $(VENV)/.synced ## run the whole test suite
 	$(VENV)/bin/pytest -n auto --dist loadgroup
 
-lint: $(VENV)/.synced ## lint the hooks and tests
-	$(VENV)/bin/ruff check hooks tests
-	$(VENV)/bin/ruff format --check hooks tests
+# The load generator is wrk, a system package (`sudo apt-get install wrk`): without it,
+# throughput and latency are reported as skipped. BENCH_ARGS passes options, e.g. --runs=9.
+bench: $(VENV)/.synced ## measure the default service against bare baselines into docs/performance.md
+	$(VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
+
+lint: $(VENV)/.synced ## lint the hooks, tests and benchmarks
+	$(VENV)/bin/ruff check hooks tests benchmarks
+	$(VENV)/bin/ruff format --check hooks tests benchmarks
 
 clean: ## remove the tools, the environment and baked projects
 	rm -rf .tools $(VENV) build

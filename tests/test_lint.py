@@ -1,4 +1,4 @@
-"""The template's own Python (hooks and tests) is held to the generated code's standard."""
+"""The template's own Python (hooks, tests, benchmarks) is held to the generated code's standard."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from .conftest import RUFF, TEMPLATE
 @pytest.mark.parametrize(
     "command", [["check"], ["format", "--check"]], ids=["ruff-check", "ruff-format"]
 )
-def test_hooks_and_tests_are_clean(command: list[str]) -> None:
+def test_hooks_tests_and_benchmarks_are_clean(command: list[str]) -> None:
     result = subprocess.run(
-        [RUFF, *command, "hooks", "tests"],
+        [RUFF, *command, "hooks", "tests", "benchmarks"],
         cwd=TEMPLATE,
         capture_output=True,
         text=True,

@@ -1,0 +1,214 @@
+"""Throughput, latency and memory of a warmed-up web process, against the bare app.
+
+Load comes from wrk (a C program: on a small machine a Python client would
+take the CPU the server needs). Both sides write an access line per request
+to stdout, redirected to a file: the service its JSON line, the bare app its
+server's default access log. The harness checks that the lines were written.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
+
+from .results import Row, Target, Unit, mebibytes, rate, seconds
+from .servers import BenchError, Server, request, rss_bytes
+from .subjects import Subject
+
+WRK_MISSING = (
+    "wrk not found: install it (Debian/Ubuntu: `sudo apt-get install wrk`; "
+    "macOS: `brew install wrk`) to measure throughput and latency"
+)
+WARM_UP_CLIENTS = 4
+WARM_UP_REQUESTS = 50  # per client
+ITEM_PATH = "/items/1"
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    duration: int  # seconds per wrk run
+    connections: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests_per_second: float
+    p50: float  # seconds
+    p99: float
+    requests: int
+
+
+# Each wrk run's figures that make a row: label, unit, and how to read it.
+LOAD_FIGURES: tuple[tuple[str, Unit, Callable[[LoadResult], float]], ...] = (
+    ("Requests/s", rate, attrgetter("requests_per_second")),
+    ("p50 latency", seconds, attrgetter("p50")),
+    ("p99 latency", seconds, attrgetter("p99")),
+)
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def parse_wrk(output: str) -> LoadResult:
+    """Requests/sec and the 50th and 99th latency percentiles of `wrk --latency`."""
+    problems = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", output)
+    if problems:
+        raise BenchError(f"wrk reported failed requests: {problems.group(0)}")
+    percentiles = {
+        percent: float(number) * UNITS[unit]
+        for percent, number, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)$", output, re.M)
+    }
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)$", output, re.M)
+    requests = re.search(r"^\s+(\d+) requests in ", output, re.M)
+    if not (rps and requests and "50" in percentiles and "99" in percentiles):
+        raise BenchError(f"unexpected wrk output:\n{output}")
+    return LoadResult(float(rps[1]), percentiles["50"], percentiles["99"], int(requests[1]))
+
+
+def wrk(port: int, path: str, settings: LoadSettings) -> LoadResult:
+    command = [
+        "wrk",
+        f"--threads={settings.threads}",
+        f"--connections={settings.connections}",
+        f"--duration={settings.duration}s",
+        "--timeout=5s",
+        "--latency",
+        f"http://127.0.0.1:{port}{path}",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=settings.duration + 30, check=False
+    )
+    if result.returncode != 0:
+        raise BenchError(f"wrk failed ({result.returncode}): {result.stderr}")
+    return parse_wrk(result.stdout)
+
+
+def warm_up(port: int, path: str) -> None:
+    """Concurrent requests over new connections, so that every worker serves some."""
+
+    def client() -> None:
+        for _ in range(WARM_UP_REQUESTS):
+            request(port, "GET", path)
+
+    threads = [threading.Thread(target=client) for _ in range(WARM_UP_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def ensure_item(port: int) -> None:
+    """The item GET /items/1 reads: created once per database, through the API."""
+    status, _ = request(port, "GET", ITEM_PATH)
+    if status == 404:
+        status, body = request(port, "POST", "/items", {"name": "benchmark"})
+        if status != 201:
+            raise BenchError(f"POST /items answered {status}: {body!r}")
+
+
+def measure_load(server: Server, paths: list[str], settings: LoadSettings) -> dict[str, LoadResult]:
+    """One wrk run per path; fails unless every answered request was logged."""
+    results = {}
+    for path in paths:
+        logged = server.log_lines()
+        results[path] = wrk(server.port, path, settings)
+        if not server.wait_for_log_lines(logged + results[path].requests):
+            raise BenchError(f"{path}: fewer access lines than requests: is access logging on?")
+    return results
+
+
+@dataclass
+class Figures:
+    """Every run's figures for one subject at one worker count."""
+
+    rss: list[float]
+    load: dict[str, list[LoadResult]]
+
+
+def run_subject(
+    subject: Subject, workers: int, paths: list[str], settings: LoadSettings | None
+) -> tuple[list[int], dict[str, LoadResult]]:
+    """Start, warm up, read each web process's RSS, then load each path."""
+    with subject.start(workers) as server:
+        server.wait_until_serving()
+        server.wait_for_workers(workers)
+        if ITEM_PATH in paths:
+            ensure_item(server.port)
+        for path in paths:
+            warm_up(server.port, path)
+        rss = [rss_bytes(pid) for pid in server.web_processes()]
+        results = measure_load(server, paths, settings) if settings else {}
+        server.stop()
+        return rss, results
+
+
+def load_rows(
+    service: Subject,
+    baseline: Subject,
+    concurrency: list[int],
+    runs: int,
+    settings: LoadSettings | None,
+) -> list[Row]:
+    """Memory, requests per second, p50 and p99; without wrk, memory only."""
+    rows = []
+    for workers in concurrency:
+        paths = {service.name: ["/healthz", ITEM_PATH], baseline.name: ["/healthz"]}
+        samples = {name: Figures([], {path: [] for path in paths[name]}) for name in paths}
+        for _ in range(runs):
+            for subject in (service, baseline):
+                rss, results = run_subject(subject, workers, paths[subject.name], settings)
+                samples[subject.name].rss.extend(rss)
+                for path, result in results.items():
+                    samples[subject.name].load[path].append(result)
+        processes = "1 process" if workers == 1 else f"WEB_CONCURRENCY={workers}"
+        rows.append(
+            Row(
+                f"RSS after warm-up, {processes}"
+                + (", per worker" if workers > 1 else "")
+                + f": {service.name}",
+                mebibytes,
+                tuple(samples[service.name].rss),
+                baseline.name,
+                tuple(samples[baseline.name].rss),
+                Target(1.3, "ratio", at_most=True) if workers == 1 else None,
+            )
+        )
+        bare_load = samples[baseline.name].load["/healthz"]
+        for path in paths[service.name]:
+            name = f"GET {path}, {processes}: {service.name}"
+            if settings is None:
+                rows.append(
+                    Row(
+                        f"Requests/s, {name}",
+                        rate,
+                        skipped=WRK_MISSING,
+                        target=throughput_target(path),
+                    )
+                )
+                continue
+            ours = samples[service.name].load[path]
+            rows += [
+                Row(
+                    f"{label}, {name}",
+                    unit,
+                    tuple(map(figure, ours)),
+                    f"{baseline.name}, GET /healthz",
+                    tuple(map(figure, bare_load)),
+                    throughput_target(path) if label == "Requests/s" else None,
+                )
+                for label, unit, figure in LOAD_FIGURES
+            ]
+    return rows
+
+
+def throughput_target(path: str) -> Target | None:
+    """The issue's target is on /healthz; /items/{id} adds a database read, shown for scale."""
+    return Target(0.8, "ratio", at_most=False) if path == "/healthz" else None

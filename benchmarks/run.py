@@ -1,0 +1,204 @@
+"""`make bench`: measure the default service against its baselines, print and record the table.
+
+Run from the template's root: `.venv/bin/python -m benchmarks.run [options]`.
+Everything is built in a temp directory and removed afterwards; only the
+output file (docs/performance.md by default) is written. The exit status is
+0 when every measurement was taken, whether its target was met or missed:
+this is a measuring tool, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import report
+from .bake import bake_rows
+from .lifecycle import lifecycle_samples, shutdown_rows, start_rows, under_load_samples
+from .load import WRK_MISSING, LoadSettings, load_rows, wrk_available
+from .logcost import log_line_rows
+from .results import Row, seconds
+from .servers import BenchError
+from .subjects import (
+    FRAMEWORKS,
+    TEMPLATE,
+    Workspace,
+    bake_service,
+    bare,
+    migrate,
+    service,
+    sqlite_url,
+)
+from .suites import generated_suite_rows, template_suite_rows
+
+DEFAULT_OUTPUT = TEMPLATE / "docs" / "performance.md"
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def worker_counts(text: str) -> list[int]:
+    return [positive(part) for part in text.split(",")]
+
+
+def frameworks(text: str) -> list[str]:
+    names = text.split(",")
+    unknown = sorted(set(names) - set(FRAMEWORKS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown framework {', '.join(unknown)}; choose from {', '.join(FRAMEWORKS)}"
+        )
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    add = parser.add_argument
+    add("--runs", type=positive, default=5, help="repetitions of each measurement (default 5)")
+    add(
+        "--suite-runs",
+        type=positive,
+        default=3,
+        help="repetitions of the long ones: the in-process matrix bake, test suites (default 3)",
+    )
+    add("--duration", type=positive, default=3, help="seconds per wrk run (default 3)")
+    add("--connections", type=positive, default=16, help="wrk connections (default 16)")
+    add("--threads", type=positive, default=1, help="wrk threads (default 1)")
+    add(
+        "--web-concurrency",
+        type=worker_counts,
+        default=[1, 2],
+        help="worker counts to load, comma-separated (default 1,2)",
+    )
+    add(
+        "--frameworks",
+        type=frameworks,
+        default=list(FRAMEWORKS),
+        help=f"comma-separated (default {','.join(FRAMEWORKS)})",
+    )
+    add(
+        "--combinations",
+        type=positive,
+        help="bake only the first N accepted combinations in-process (default all)",
+    )
+    add(
+        "--suite-args",
+        default="",
+        help="extra pytest arguments for the generated suite, e.g. '-k settings' (default none)",
+    )
+    add(
+        "--template-suite",
+        action="store_true",
+        help="also time the template's whole suite (takes minutes)",
+    )
+    add("--output", type=Path, default=DEFAULT_OUTPUT, help="file to write the table into")
+    add("--note", default="", help="a line printed above the table, e.g. about the machine")
+    return parser
+
+
+def reproduce_command(options: argparse.Namespace) -> str:
+    """The command line that takes these figures again, every setting spelled out."""
+    args = [
+        f"--runs={options.runs}",
+        f"--suite-runs={options.suite_runs}",
+        f"--duration={options.duration}",
+        f"--connections={options.connections}",
+        f"--threads={options.threads}",
+        f"--web-concurrency={','.join(map(str, options.web_concurrency))}",
+        f"--frameworks={','.join(options.frameworks)}",
+    ]
+    if options.combinations:
+        args.append(f"--combinations={options.combinations}")
+    if options.suite_args:
+        args.append(f"--suite-args={options.suite_args}")
+    if options.template_suite:
+        args.append("--template-suite")
+    return shlex.join([".venv/bin/python", "-m", "benchmarks.run", *args])
+
+
+def progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def framework_rows(options: argparse.Namespace, workspace: Workspace, name: str) -> list[Row]:
+    """Everything measured on one framework's service and its bare app."""
+    framework = FRAMEWORKS[name]
+    progress(f"{name}: baking and installing the default project")
+    project = bake_service(workspace, framework)
+    migrate(project, sqlite_url(project))
+    services = [service(project, framework, sqlite_url(project), "SQLite")]
+    postgresql_url = os.environ.get("TEST_DATABASE_URL")
+    if postgresql_url:
+        services.append(service(project, framework, postgresql_url, "PostgreSQL"))
+    baseline = bare(project, framework)
+
+    progress(f"{name}: cold start and shutdown")
+    # Shutdown under load goes first: its untimed starts compile the bytecode.
+    under_load = under_load_samples([services[0], baseline], options.runs)
+    samples = lifecycle_samples([*services, baseline], options.runs, warm_up=services[1:])
+    rows = start_rows(services, baseline, samples)
+    if not postgresql_url:
+        rows.append(
+            Row(
+                f"Cold start to first 200: {name} service, PostgreSQL",
+                seconds,
+                skipped="TEST_DATABASE_URL is not set",
+            )
+        )
+    rows += shutdown_rows(services[0], baseline, samples, under_load)
+
+    if wrk_available():
+        progress(f"{name}: memory, throughput and latency")
+        settings = LoadSettings(options.duration, options.connections, options.threads)
+    else:
+        progress(f"{name}: memory only; {WRK_MISSING}")
+        settings = None
+    rows += load_rows(services[0], baseline, options.web_concurrency, options.runs, settings)
+
+    progress(f"{name}: log lines and the generated test suite")
+    rows += log_line_rows(project, services[0].name, options.runs)
+    rows += generated_suite_rows(
+        project, services[0].name, options.suite_runs, shlex.split(options.suite_args)
+    )
+    return rows
+
+
+def measure(options: argparse.Namespace, workspace: Workspace) -> list[Row]:
+    progress("CLI bakes and the in-process matrix bake")
+    rows = bake_rows(workspace, options.runs, options.suite_runs, options.combinations)
+    for name in options.frameworks:
+        rows += framework_rows(options, workspace, name)
+    if options.template_suite:
+        progress("the template's whole suite")
+        rows += template_suite_rows(1)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = build_parser().parse_args(argv)
+    load_before = os.getloadavg()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+            rows = measure(options, Workspace(Path(scratch)))
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    context = report.Context(reproduce_command(options), options.note, load_before, os.getloadavg())
+    text = report.section(rows, context)
+    print(text)
+    report.write(options.output, text)
+    progress(f"written to {options.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""What is measured: the baked service, the bare baselines and the bake floor.
+
+Each framework is one entry of `FRAMEWORKS`: the answer that bakes it and the
+command that serves its bare baseline. The bare app runs in the baked
+project's environment, so both sides use the same library versions.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .servers import BenchError, Server, free_port
+
+BENCHMARKS = Path(__file__).resolve().parent
+TEMPLATE = BENCHMARKS.parent
+APPS = BENCHMARKS / "apps"
+FLOOR_TEMPLATE = BENCHMARKS / "floor"
+# The settings a service reads; the harness sets them, the caller's shell must not leak in.
+SERVICE_VARIABLES = ("PORT", "WEB_CONCURRENCY", "DATABASE_URL", "LOG_LEVEL", "LOG_FORMAT")
+
+
+def dev_tool(name: str) -> str:
+    """A tool installed beside this interpreter (the template's dev tools), else from PATH."""
+    path = Path(sys.executable).with_name(name)
+    return str(path) if path.exists() else name
+
+
+# (bin directory of the environment, port, worker count) -> argv
+BareCommand = Callable[[Path, int, int], list[str]]
+
+
+def uvicorn_hello(bin_dir: Path, port: int, workers: int) -> list[str]:
+    # uvicorn's defaults otherwise: its access log on, loop and http "auto" (uvloop, httptools).
+    return [
+        str(bin_dir / "uvicorn"),
+        "--app-dir",
+        str(APPS),
+        "fastapi_hello:app",
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+    ]
+
+
+@dataclass(frozen=True)
+class Framework:
+    """A web framework the template offers and its bare hello-world baseline."""
+
+    name: str
+    server: str
+    bare_command: BareCommand
+
+    @property
+    def bare_name(self) -> str:
+        return f"bare {self.name} ({self.server})"
+
+
+FRAMEWORKS = {
+    framework.name: framework
+    for framework in [
+        Framework("fastapi", "uvicorn", uvicorn_hello),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A scratch directory for one harness run, with cookiecutter kept inside it."""
+
+    root: Path
+
+    def cookiecutter_env(self) -> dict[str, str]:
+        """Replay files and rendered hook scripts stay here, not in $HOME or the system temp dir."""
+        config = self.root / "cookiecutter.yaml"
+        if not config.exists():
+            config.write_text(
+                f'replay_dir: "{self.root / "replay"}"\n'
+                f'cookiecutters_dir: "{self.root / "cookiecutters"}"\n'
+            )
+        (self.root / "hook-scripts").mkdir(exist_ok=True)
+        return {
+            **os.environ,
+            "COOKIECUTTER_CONFIG": str(config),
+            "TMPDIR": str(self.root / "hook-scripts"),
+        }
+
+    def fresh_dir(self, name: str) -> Path:
+        """A new, empty directory whose name starts with `name`."""
+        index = sum(1 for _ in self.root.glob(f"{name}-*"))
+        path = self.root / f"{name}-{index}"
+        path.mkdir()
+        return path
+
+
+@dataclass(frozen=True)
+class Project:
+    """A baked, installed service."""
+
+    root: Path
+    slug: str
+    package: str
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.root / ".venv" / "bin"
+
+    def serve_command(self) -> list[str]:
+        """The Procfile's web process."""
+        return [str(self.bin_dir / self.slug), "serve"]
+
+    def env(self, **settings: str) -> dict[str, str]:
+        """The environment its commands run in: the caller's, minus other envs and settings."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("VIRTUAL_ENV", "PYTHONPATH", *SERVICE_VARIABLES)
+        }
+        env["UV_NO_PROGRESS"] = "1"
+        return {**env, **settings}
+
+
+def run_checked(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> None:
+    """Run a setup step; a failure stops the harness with the step's output."""
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise BenchError(
+            f"`{' '.join(command)}` failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+
+
+def bake_service(workspace: Workspace, framework: Framework) -> Project:
+    """Bake the default answers for `framework`, install them with uv and migrate SQLite."""
+    output = workspace.fresh_dir(f"service-{framework.name}")
+    run_checked(
+        [
+            dev_tool("cookiecutter"),
+            "--no-input",
+            "--output-dir",
+            str(output),
+            str(TEMPLATE),
+            f"web_framework={framework.name}",
+        ],
+        cwd=workspace.root,
+        env=workspace.cookiecutter_env(),
+        timeout=120,
+    )
+    project = Project(output / "my-service", slug="my-service", package="my_service")
+    run_checked(
+        [dev_tool("uv"), "sync", "--quiet", "--python", sys.executable],
+        cwd=project.root,
+        env=project.env(),
+        timeout=600,
+    )
+    return project
+
+
+def sqlite_url(project: Project) -> str:
+    return f"sqlite:///{project.root / '.data' / 'bench.sqlite3'}"
+
+
+def migrate(project: Project, database_url: str) -> None:
+    run_checked(
+        [str(project.bin_dir / project.slug), "migrate"],
+        cwd=project.root,
+        env=project.env(DATABASE_URL=database_url),
+        timeout=120,
+    )
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A web server to measure, the service or a baseline, started fresh on a free port."""
+
+    name: str
+    command: Callable[[int, int], list[str]]  # (port, workers) -> argv
+    env: dict[str, str]
+    workdir: Path
+
+    def start(self, workers: int = 1) -> Server:
+        port = free_port()
+        env = {**self.env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+        return Server(self.command(port, workers), env=env, cwd=self.workdir, port=port)
+
+
+def service(project: Project, framework: Framework, database_url: str, label: str) -> Subject:
+    """The service as its Procfile runs it, logging JSON to stdout at INFO."""
+    return Subject(
+        name=f"{framework.name} service, {label}",
+        command=lambda _port, _workers: project.serve_command(),
+        env=project.env(DATABASE_URL=database_url, LOG_LEVEL="INFO", LOG_FORMAT="json"),
+        workdir=project.root,
+    )
+
+
+def bare(project: Project, framework: Framework) -> Subject:
+    """The framework's hello-world under the same server, in the service's environment."""
+    return Subject(
+        name=framework.bare_name,
+        command=lambda port, workers: framework.bare_command(project.bin_dir, port, workers),
+        env=project.env(),
+        workdir=project.root,
+    )

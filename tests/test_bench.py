@@ -1,0 +1,167 @@
+"""The benchmark harness runs end to end on a tiny setting, so that it cannot rot.
+
+Nothing here judges a figure: timings belong to `make bench`. The tests check
+what the harness reports: every row is measured or says why not, every target
+of the issue is listed as PASS, MISS or SKIP, the printed command takes the
+same settings again, and the results land between the output file's markers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report
+from benchmarks.load import parse_wrk
+from benchmarks.run import build_parser
+from benchmarks.servers import BenchError
+
+from .conftest import TEMPLATE
+
+# Few repetitions, one-second loads, two combinations, a slice of the generated suite.
+TINY = [
+    "--runs=1",
+    "--suite-runs=1",
+    "--duration=1",
+    "--web-concurrency=1",
+    "--combinations=2",
+    "--suite-args=-k settings",
+]
+TARGETS = {
+    "CLI bake, default answers ≤ 1.5x",
+    "Cold start to first 200: fastapi service, SQLite ≤ 1.25x",
+    "SIGTERM to exit, idle: fastapi service, SQLite < 300 ms",
+    "RSS after warm-up, 1 process: fastapi service, SQLite ≤ 1.3x",
+    "Requests/s, GET /healthz, 1 process: fastapi service, SQLite ≥ 0.8x",
+}
+# A median as the table prints it: a number and its unit (none for a count).
+FIGURE = re.compile(r"^[\d,.]+( (s|ms|µs|MiB|req/s))?$")
+
+WRK_OUTPUT = """\
+Running 1s test @ http://127.0.0.1:8000/healthz
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     3.10ms    1.20ms  20.01ms   90.00%
+    Req/Sec     5.20k   300.00     5.60k    70.00%
+  Latency Distribution
+     50%    2.90ms
+     75%    3.30ms
+     90%    4.10ms
+     99%  812.00us
+  5200 requests in 1.00s, 0.90MB read
+Requests/sec:   5195.50
+Transfer/sec:      0.90MB
+"""
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """The harness's printed output and the copy of docs/performance.md it wrote into."""
+    output = tmp_path_factory.mktemp("bench") / "performance.md"
+    shutil.copy(TEMPLATE / "docs" / "performance.md", output)
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", *TINY, f"--output={output}"],
+        cwd=TEMPLATE,
+        env={**os.environ, "TMPDIR": str(output.parent)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout, output
+
+
+def table_rows(text: str) -> dict[str, dict[str, str]]:
+    """The results table, by measurement name: column name -> cell."""
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    header, *body = ([cell.strip() for cell in line.strip("|").split(" | ")] for line in lines)
+    return {cells[0]: dict(zip(header, cells, strict=True)) for cells in body}
+
+
+def test_every_row_is_measured_or_says_why_not(bench_run: tuple[str, Path]) -> None:
+    rows = table_rows(bench_run[0])
+    unmeasured = {
+        name: row["Median"] for name, row in rows.items() if not FIGURE.match(row["Median"])
+    }
+    expected_skips = {}
+    if not os.environ.get("TEST_DATABASE_URL"):
+        expected_skips["Cold start to first 200: fastapi service, PostgreSQL"] = (
+            "skipped: TEST_DATABASE_URL is not set"
+        )
+    if not shutil.which("wrk"):
+        expected_skips |= {name: row["Median"] for name, row in rows.items() if "GET " in name}
+        assert all("wrk not found: install it" in reason for reason in unmeasured.values())
+    assert unmeasured == expected_skips
+
+
+def test_each_family_has_its_rows(bench_run: tuple[str, Path]) -> None:
+    names = list(table_rows(bench_run[0]))
+    for family in (
+        "CLI bake",
+        "In-process bake, the first 2 accepted combinations",
+        "Cold start to first 200",
+        "SIGTERM to exit, idle",
+        "clients in flight",
+        "Requests dropped",
+        "RSS after warm-up",
+        "Requests/s, GET /healthz",
+        "p99 latency, GET /items/1",
+        "Cost per access log line",
+        "Generated project's tests (pytest -k settings)",
+    ):
+        assert any(family in name for name in names), family
+
+
+def test_every_target_is_listed_with_its_outcome(bench_run: tuple[str, Path]) -> None:
+    listed = re.findall(r"^- (PASS|MISS|SKIP): (.+)$", bench_run[0], flags=re.MULTILINE)
+    assert {target for _, target in listed} == TARGETS
+    wrk_missing = shutil.which("wrk") is None
+    skipped = {target for outcome, target in listed if outcome == "SKIP"}
+    assert skipped == ({t for t in TARGETS if "Requests/s" in t} if wrk_missing else set())
+
+
+def test_printed_command_takes_the_same_settings(bench_run: tuple[str, Path]) -> None:
+    command = re.search(r"Reproduce with `(.+)`", bench_run[0])
+    assert command is not None
+    argv = shlex.split(command[1])
+    assert argv[:3] == [".venv/bin/python", "-m", "benchmarks.run"]
+    parser = build_parser()
+    assert vars(parser.parse_args(argv[3:])) == vars(parser.parse_args(TINY))
+
+
+def test_results_replace_only_the_marked_section(bench_run: tuple[str, Path]) -> None:
+    printed, output = bench_run
+    original = (TEMPLATE / "docs" / "performance.md").read_text()
+    written = output.read_text()
+    outside = re.compile(rf"{re.escape(report.BEGIN)}.*?{re.escape(report.END)}", re.DOTALL)
+    assert outside.sub("", written) == outside.sub("", original)
+    assert f"{report.BEGIN}\n{printed.rstrip()}\n{report.END}" in written
+
+
+def test_a_file_without_markers_is_not_overwritten(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("# My notes\n")
+    with pytest.raises(SystemExit, match="no <!-- bench:results:begin -->"):
+        report.write(notes, "| table |\n")
+    assert notes.read_text() == "# My notes\n"
+
+
+def test_wrk_percentiles_are_read_in_seconds() -> None:
+    result = parse_wrk(WRK_OUTPUT)
+    assert (result.requests_per_second, result.requests) == (5195.5, 5200)
+    assert result.p50 == pytest.approx(2.9e-3)
+    assert result.p99 == pytest.approx(812e-6)
+
+
+def test_wrk_failed_requests_invalidate_the_run() -> None:
+    failing = WRK_OUTPUT.replace("Requests/sec", "  Non-2xx or 3xx responses: 7\nRequests/sec")
+    with pytest.raises(BenchError, match="Non-2xx or 3xx responses: 7"):
+        parse_wrk(failing)
