@@ -18,6 +18,9 @@ def test_healthz_answers_ok(client: TestClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
+{% if cookiecutter.worker != "none" -%}
+@pytest.mark.usefixtures("redis_url")  # the broker is one of the backing services
+{% endif -%}
 def test_readyz_reports_each_backing_service(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200

@@ -1,4 +1,4 @@
-"""The web process's application: health, readiness{% if cookiecutter.database != "none" %} and the example resource{% endif %}.
+"""The web process's application: health, readiness{% if cookiecutter.database != "none" %} and the example resource{% if cookiecutter.worker != "none" %}s{% endif %}{% endif %}.
 
 `create_app` is the factory uvicorn imports in every worker process; tests
 call it with their own settings.
@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import {% if cookiecutter.database != "none" %}Annotated, {% endif %}Any
 
-from fastapi import {% if cookiecutter.database != "none" %}Depends, {% endif %}FastAPI, {% if cookiecutter.database != "none" %}HTTPException, Path, {% endif %}Request
+from fastapi import {% if cookiecutter.database != "none" %}Depends, {% endif %}FastAPI, {% if cookiecutter.database != "none" %}HTTPException, Path, {% endif %}Request{% if cookiecutter.worker != "none" %}, Response{% endif %}
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 {%- if cookiecutter.database != "none" %}
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 {%- endif %}
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import {% if cookiecutter.database != "none" %}db, items, {% endif %}logs
+from . import {% if cookiecutter.database != "none" %}db, items, {% endif %}logs{% if cookiecutter.worker != "none" %}, reports, worker{% endif %}
 from .settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.database != "none" %}
     engine = db.create_database_engine(settings)
 {%- endif %}
+{%- if cookiecutter.worker != "none" %}
+    jobs = worker.JobQueue(settings)
+{%- endif %}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.database != "none" %}
         engine.dispose()
         logger.info("database pool closed")
+{%- if cookiecutter.worker != "none" %}
+        jobs.close()
+{%- endif %}
 {%- else %}
         logger.info("application stopped")
 {%- endif %}
@@ -64,7 +70,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
 {%- if cookiecutter.database != "none" %}
     app.state.engine = engine
+{%- if cookiecutter.worker != "none" %}
+    app.state.jobs = jobs
+    app.state.readiness_checks = {"database": lambda: db.ping(engine), "broker": jobs.ping}
+    app.add_exception_handler(worker.BrokerUnavailableError, broker_unavailable)
+{%- else %}
     app.state.readiness_checks = {"database": lambda: db.ping(engine)}
+{%- endif %}
     app.add_exception_handler(OperationalError, database_unavailable)
     app.add_exception_handler(InterfaceError, database_unavailable)
     app.add_exception_handler(PoolTimeoutError, database_unavailable)
@@ -120,6 +132,14 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
     # An outage is the database's, not a bug: answer fast with 503 so clients retry.
     logger.warning("database unavailable", extra={"error": logs.describe_exception(exc)})
     return JSONResponse({"detail": "database unavailable"}, status_code=503)
+{%- if cookiecutter.worker != "none" %}
+
+
+async def broker_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Nothing was enqueued (and no report kept): the client may simply retry.
+    logger.warning("broker unavailable", extra={"error": logs.describe_exception(exc)})
+    return JSONResponse({"detail": "broker unavailable"}, status_code=503)
+{%- endif %}
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -130,6 +150,9 @@ def get_session(request: Request) -> Iterator[Session]:
 
 SessionDependency = Annotated[Session, Depends(get_session)]
 ItemId = Annotated[int, Path(ge=1, le=items.MAX_ID, description="The item's id.")]
+{%- if cookiecutter.worker != "none" %}
+ReportId = Annotated[int, Path(ge=1, le=items.MAX_ID, description="The report's id.")]
+{%- endif %}
 {%- endif %}
 
 
@@ -168,4 +191,31 @@ def add_routes(app: FastAPI) -> None:
         if item is None:
             raise HTTPException(status_code=404, detail=f"item {item_id} not found")
         return item
+{%- endif %}
+{%- if cookiecutter.worker != "none" %}
+
+    @app.post(
+        "/reports",
+        status_code=202,
+        tags=["reports"],
+        responses={503: {"description": "Broker unavailable; nothing was queued"}},
+    )
+    def create_report(
+        request: Request, response: Response, session: SessionDependency
+    ) -> reports.ReportRead:
+        """Queue a report over every item; the worker builds it. Poll the Location it answers."""
+        jobs: worker.JobQueue = request.app.state.jobs
+        report = reports.request_report(session, jobs.enqueue_report)
+        response.headers["Location"] = f"/reports/{report.id}"
+        return report
+
+    @app.get(
+        "/reports/{report_id}", tags=["reports"], responses={404: {"description": "No such report"}}
+    )
+    def read_report(report_id: ReportId, session: SessionDependency) -> reports.ReportRead:
+        """One report by id: queued, running, or done with its counts."""
+        report = reports.get_report(session, report_id)
+        if report is None:
+            raise HTTPException(status_code=404, detail=f"report {report_id} not found")
+        return report
 {%- endif %}
