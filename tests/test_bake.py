@@ -12,6 +12,16 @@ import pytest
 from .conftest import COOKIECUTTER_JSON, DATABASES, DEFAULT_ANSWERS, project_files
 from .hooks import post_gen
 
+WORKERS: list[str] = COOKIECUTTER_JSON["worker"]
+# The distribution each worker brings in.
+WORKER_DEPENDENCIES = {"none": set(), "celery": {"celery"}, "rq": {"rq"}}
+
+# Each value of the options baked one at a time (the others at their defaults).
+OPTION_VALUES = [("database", database) for database in DATABASES] + [
+    ("worker", worker) for worker in WORKERS
+]
+OPTION_IDS = [f"{option}={value}" for option, value in OPTION_VALUES]
+
 # Jinja that survived rendering: a variable, a block, a comment, or a context lookup.
 UNRENDERED = re.compile(rb"\{\{|\{%|%\}|\{#|cookiecutter\.")
 
@@ -21,6 +31,11 @@ def bake(cookies: Any, **answers: str) -> Path:
     assert result.exit_code == 0, result.exception
     path: Path = result.project_path
     return path
+
+
+def dependency_names(project: Path) -> set[str]:
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    return {re.split(r"[\[<>=;]", dep)[0] for dep in pyproject["project"]["dependencies"]}
 
 
 def procfile(project: Path) -> dict[str, str]:
@@ -40,20 +55,20 @@ def test_default_bake_is_the_sqlite_fastapi_service(cookies: Any) -> None:
     assert procfile(project) == {"release": "my-service migrate", "web": "my-service serve"}
 
 
-@pytest.mark.parametrize("database", DATABASES)
-def test_no_unrendered_jinja_remains(cookies: Any, database: str) -> None:
-    project = bake(cookies, database=database)
+@pytest.mark.parametrize(("option", "value"), OPTION_VALUES, ids=OPTION_IDS)
+def test_no_unrendered_jinja_remains(cookies: Any, option: str, value: str) -> None:
+    project = bake(cookies, **{option: value})
     leftovers = {path: UNRENDERED.findall(data) for path, data in project_files(project).items()}
     assert {path: found for path, found in leftovers.items() if found} == {}
 
 
-@pytest.mark.parametrize("database", DATABASES)
-def test_only_the_chosen_options_files_remain(cookies: Any, database: str) -> None:
-    project = bake(cookies, database=database)
-    answers = {**DEFAULT_ANSWERS, "database": database}
+@pytest.mark.parametrize(("option", "value"), OPTION_VALUES, ids=OPTION_IDS)
+def test_only_the_chosen_options_files_remain(cookies: Any, option: str, value: str) -> None:
+    project = bake(cookies, **{option: value})
+    answers = {**DEFAULT_ANSWERS, option: value}
     for path in post_gen.paths_to_remove(answers):
         assert not (project / path).exists(), path
-    for path in post_gen.OWNED_PATHS["database"][database]:
+    for path in post_gen.OWNED_PATHS[option][value]:
         assert (project / path.format_map(answers)).exists(), path
 
 
@@ -64,7 +79,7 @@ def test_pyproject_declares_the_script_and_the_chosen_dependencies(
     project = bake(cookies, database=database)
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"] == {"my-service": "my_service.cli:main"}
-    names = {re.split(r"[\[<>=;]", dep)[0] for dep in pyproject["project"]["dependencies"]}
+    names = dependency_names(project)
     assert {"fastapi", "uvicorn", "pydantic-settings"} <= names
     assert ({"sqlalchemy", "alembic", "psycopg"} <= names) is (database != "none")
 
@@ -109,3 +124,18 @@ def test_free_text_lands_in_metadata_verbatim(cookies: Any) -> None:
     metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     assert metadata["description"] == description
     assert metadata["authors"] == [{"name": "Zoë O'Brien", "email": "you@example.com"}]
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_worker_has_its_module_process_type_and_dependencies(cookies: Any, worker: str) -> None:
+    project = bake(cookies, worker=worker)
+    assert (project / "src" / "my_service" / "worker.py").is_file() is (worker != "none")
+    processes = procfile(project)
+    if worker == "none":
+        assert "worker" not in processes
+    else:
+        assert processes["worker"] == "my-service worker"
+    names = dependency_names(project)
+    chosen = WORKER_DEPENDENCIES[worker]
+    assert chosen <= names
+    assert not (set().union(*WORKER_DEPENDENCIES.values()) - chosen) & names
