@@ -27,6 +27,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+{%- if cookiecutter.worker != "none" %}
+from redis import Redis
+{%- endif %}
+{%- if cookiecutter.worker == "rq" %}
+from rq import Queue
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 from sqlalchemy import create_engine, text
 {%- endif %}
@@ -139,10 +145,19 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 {%- if cookiecutter.worker != "none" %}
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The Redis server named by TEST_REDIS_URL, for the tests that need the broker."""
-    return require_backing_service("TEST_REDIS_URL")
+@pytest.fixture
+def redis_url(settings: Settings) -> Iterator[str]:
+    """The Redis named by TEST_REDIS_URL, for tests that need the broker; cleaned up after."""
+    url = require_backing_service("TEST_REDIS_URL")
+    yield url
+    with Redis.from_url(url) as redis:
+{%- if cookiecutter.worker == "rq" %}
+        Queue(settings.worker_queue, connection=redis).delete(delete_jobs=True)
+{%- endif %}
+        # Every other key the test's queue left has the queue's name in it.
+        keys = list(redis.scan_iter(match=f"*{settings.worker_queue}*"))
+        if keys:
+            redis.delete(*keys)
 
 
 def broker_settings() -> dict[str, Any]:
