@@ -153,6 +153,9 @@ def redis_url(settings: Settings) -> Iterator[str]:
     with Redis.from_url(url) as redis:
 {%- if cookiecutter.worker == "rq" %}
         Queue(settings.worker_queue, connection=redis).delete(delete_jobs=True)
+        # The test's workers are gone, SIGKILLed ones too: unregister them.
+        if workers := redis.smembers(f"rq:workers:{settings.worker_queue}"):
+            redis.srem("rq:workers", *workers)
 {%- endif %}
         # Every other key the test's queue left has the queue's name in it.
         keys = list(redis.scan_iter(match=f"*{settings.worker_queue}*"))

@@ -260,6 +260,7 @@ def test_job_of_a_killed_worker_is_run_by_another(
         doomed.kill_with_children()
     assert report_status(web.url, queued_report)["status"] != "done"
 
-    start_service(procfile["worker"], {**service_env, **REDELIVERY})
+    survivor = start_service(procfile["worker"], {**service_env, **REDELIVERY})
     done = wait_for(lambda: report_done(web.url, queued_report), "redelivered", timeout=150)
     assert done["item_count"] is not None
+    assert survivor.stop() == 0, survivor.output()
