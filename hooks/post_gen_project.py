@@ -33,8 +33,13 @@ DATABASE_PATHS = (
     "tests/test_migrate.py",
 )
 
-# The background worker, its example job and the job's table.
-WORKER_PATHS: tuple[str, ...] = ()
+# The background worker's example job and the job's table. `worker.py` is not
+# listed: each library's file is named with its condition and renders only for it.
+WORKER_PATHS = (
+    f"{PACKAGE}/reports.py",
+    f"{PACKAGE}/migrations/versions/0002_create_reports.py",
+    "tests/test_worker.py",
+)
 
 # Container image and the development stack.
 DOCKER_PATHS = (".dockerignore", "Dockerfile", "compose.yaml")

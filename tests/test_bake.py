@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 import tomllib
 from pathlib import Path
@@ -10,27 +9,27 @@ from typing import Any
 
 import pytest
 
-from .conftest import (
-    COOKIECUTTER_JSON,
-    DATABASES,
-    DEFAULT_ANSWERS,
-    FRAMEWORKS,
-    UNRENDERED,
-    project_files,
-)
+from .conftest import COOKIECUTTER_JSON, DEFAULT_ANSWERS, option_values, project_files
 from .hooks import post_gen
 
-# Each web framework's distributions, and the modules its code imports.
-FRAMEWORK_DEPENDENCIES = {"fastapi": {"fastapi", "uvicorn"}, "flask": {"flask", "gunicorn"}}
-FRAMEWORK_MODULES = {
-    "fastapi": {"fastapi", "starlette", "uvicorn"},
-    "flask": {"flask", "werkzeug", "gunicorn"},
+# The distributions each option value brings in (its libraries, not theirs).
+VALUE_DEPENDENCIES: dict[tuple[str, str], set[str]] = {
+    ("web_framework", "fastapi"): {"fastapi", "uvicorn"},
+    ("web_framework", "flask"): {"flask", "gunicorn"},
+    ("database", "sqlite"): {"sqlalchemy", "alembic", "psycopg"},
+    ("database", "postgresql"): {"sqlalchemy", "alembic", "psycopg"},
+    ("database", "none"): set(),
+    ("worker", "none"): set(),
+    ("worker", "celery"): {"celery"},
+    ("worker", "rq"): {"rq"},
 }
-# Every web framework with every database, as (framework, database).
-STACKS = [
-    pytest.param(framework, database, id=f"{framework}-{database}")
-    for framework in FRAMEWORKS
-    for database in DATABASES
+# Each value of every option, baked alone (the others at their defaults, a
+# worker with the default database).
+OPTION_VALUES = [
+    pytest.param(option, value, id=f"{option}={str(value).lower()}")
+    for option in COOKIECUTTER_JSON
+    if not option.startswith("_") and option in {*post_gen.OWNED_PATHS, "web_framework"}
+    for value in option_values(option)
 ]
 
 
@@ -41,21 +40,14 @@ def bake(cookies: Any, **answers: str) -> Path:
     return path
 
 
+def dependency_names(project: Path) -> set[str]:
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    return {re.split(r"[\[<>=;]", dep)[0] for dep in pyproject["project"]["dependencies"]}
+
+
 def procfile(project: Path) -> dict[str, str]:
     lines = (project / "Procfile").read_text().splitlines()
     return {name: command.strip() for name, command in (line.split(":", 1) for line in lines)}
-
-
-def imported_modules(project: Path) -> set[str]:
-    """The top-level modules every Python file of the project imports."""
-    modules: set[str] = set()
-    for path in project.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                modules.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                modules.add(node.module.split(".")[0])
-    return modules
 
 
 def test_every_question_has_a_prompt() -> None:
@@ -70,57 +62,63 @@ def test_default_bake_is_the_sqlite_fastapi_service(cookies: Any) -> None:
     assert procfile(project) == {"release": "my-service migrate", "web": "my-service serve"}
 
 
-@pytest.mark.parametrize(("framework", "database"), STACKS)
-def test_no_unrendered_jinja_remains(cookies: Any, framework: str, database: str) -> None:
-    project = bake(cookies, web_framework=framework, database=database)
-    leftovers = {path: UNRENDERED.findall(data) for path, data in project_files(project).items()}
-    assert {path: found for path, found in leftovers.items() if found} == {}
-
-
-@pytest.mark.parametrize("database", DATABASES)
-def test_only_the_chosen_options_files_remain(cookies: Any, database: str) -> None:
-    project = bake(cookies, database=database)
-    answers = {**DEFAULT_ANSWERS, "database": database}
+@pytest.mark.parametrize(("option", "value"), OPTION_VALUES)
+def test_only_the_chosen_values_files_remain(cookies: Any, option: str, value: Any) -> None:
+    project = bake(cookies, **{option: value})
+    answers = {**DEFAULT_ANSWERS, option: value}
     for path in post_gen.paths_to_remove(answers):
         assert not (project / path).exists(), path
-    for path in post_gen.OWNED_PATHS["database"][database]:
+    for path in post_gen.OWNED_PATHS.get(option, {}).get(value, ()):
         assert (project / path.format_map(answers)).exists(), path
 
 
-@pytest.mark.parametrize(("framework", "database"), STACKS)
+@pytest.mark.parametrize(("option", "value"), OPTION_VALUES)
 def test_pyproject_declares_the_script_and_the_chosen_dependencies(
-    cookies: Any, framework: str, database: str
+    cookies: Any, option: str, value: Any
 ) -> None:
-    project = bake(cookies, web_framework=framework, database=database)
+    project = bake(cookies, **{option: value})
+    answers = {**DEFAULT_ANSWERS, option: value}
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"] == {"my-service": "my_service.cli:main"}
-    names = {re.split(r"[\[<>=;]", dep)[0] for dep in pyproject["project"]["dependencies"]}
-    assert {"pydantic-settings", *FRAMEWORK_DEPENDENCIES[framework]} <= names
-    for other, dependencies in FRAMEWORK_DEPENDENCIES.items():
-        assert (dependencies <= names) is (other == framework), other
-    assert ({"sqlalchemy", "alembic", "psycopg"} <= names) is (database != "none")
+    names = dependency_names(project)
+    chosen = {
+        name
+        for (option_name, option_value), names in VALUE_DEPENDENCIES.items()
+        if answers[option_name] == option_value
+        for name in names
+    }
+    assert {"pydantic-settings", *chosen} <= names
+    assert not (set().union(*VALUE_DEPENDENCIES.values()) - chosen) & names
 
 
-@pytest.mark.parametrize(("framework", "database"), STACKS)
-def test_only_the_chosen_frameworks_code_is_rendered(
-    cookies: Any, framework: str, database: str
-) -> None:
-    project = bake(cookies, web_framework=framework, database=database)
-    package = project / "src" / "my_service"
+@pytest.mark.parametrize("framework", COOKIECUTTER_JSON["web_framework"])
+def test_each_framework_has_its_app_and_server(cookies: Any, framework: str) -> None:
+    package = bake(cookies, web_framework=framework) / "src" / "my_service"
     assert (package / "app.py").is_file()
     assert (package / "server.py").is_file()
-    modules = imported_modules(project)
-    for other, framework_modules in FRAMEWORK_MODULES.items():
-        assert bool(modules & framework_modules) is (other == framework), other
 
 
-@pytest.mark.parametrize(("framework", "database"), STACKS)
-def test_procfile_has_a_release_phase_only_with_a_database(
-    cookies: Any, framework: str, database: str
+@pytest.mark.parametrize(
+    ("database", "worker"),
+    [
+        (database, worker)
+        for database in COOKIECUTTER_JSON["database"]
+        for worker in COOKIECUTTER_JSON["worker"]
+        if not (worker != "none" and database == "none")
+    ],
+    ids=lambda value: value,
+)
+def test_procfile_has_release_with_a_database_and_worker_with_a_worker(
+    cookies: Any, database: str, worker: str
 ) -> None:
-    processes = procfile(bake(cookies, web_framework=framework, database=database))
-    assert processes["web"] == "my-service serve"
-    assert ("release" in processes) is (database != "none")
+    project = bake(cookies, database=database, worker=worker)
+    expected = {"web": "my-service serve"}
+    if database != "none":
+        expected["release"] = "my-service migrate"
+    if worker != "none":
+        expected["worker"] = "my-service worker"
+    assert procfile(project) == expected
+    assert (project / "src" / "my_service" / "worker.py").is_file() is (worker != "none")
 
 
 def test_same_answers_render_byte_identical_trees(cookies: Any) -> None:

@@ -1,9 +1,12 @@
 """Each generated project lints clean, type-checks and passes its own tests in a fresh env.
 
-Every web framework is tried with every database. Tests of one project share
-one bake and one uv environment (xdist_group keeps them on one worker).
-PostgreSQL runs use TEST_DATABASE_URL; the generated suite creates and drops
-its own database there.
+Every combination of web framework, database and worker the pre-gen hook
+accepts is linted, type-checked and tested against the real backing services
+its options use. Tests of one project share one bake and one uv environment
+(xdist_group keeps them on one worker). PostgreSQL runs use TEST_DATABASE_URL;
+the generated suite creates and drops its own database there. Worker runs use
+the Redis of TEST_REDIS_URL; each generated test takes a queue of its own
+there, so suites running at once do not meet.
 """
 
 from __future__ import annotations
@@ -26,28 +29,44 @@ from .conftest import (
 )
 
 BakedProject = Callable[..., Path]
+WORKERS: list[str] = COOKIECUTTER_JSON["worker"]
+DATABASE_SERVER = "TEST_DATABASE_URL"
+REDIS_SERVER = "TEST_REDIS_URL"
 # Names near the length limit must still lint and format clean.
 LONG_NAME = "Customer Notification Preferences Service Gateway"
 
+# Every accepted web_framework x database x worker combination.
+STACKS = [
+    {"web_framework": framework, "database": database, "worker": worker}
+    for framework in FRAMEWORKS
+    for database in DATABASES
+    for worker in WORKERS
+    if not (worker != "none" and database == "none")
+]
 
-def bake_param(name: str, **answers: str) -> Any:
-    """A parameter for one bake: named, and kept on the xdist worker that holds its env."""
-    return pytest.param(answers, id=name, marks=pytest.mark.xdist_group(name))
+
+def bake_key(answers: dict[str, str]) -> str:
+    """A readable id for a set of answers, e.g. `flask-postgresql-celery`."""
+    return "-".join(value for key, value in answers.items() if key != "project_name")
+
+
+def bake_param(answers: dict[str, str], *values: object, name: str | None = None) -> Any:
+    """A parameter whose tests share one bake: same xdist group, named after the answers."""
+    key = bake_key(answers)
+    return pytest.param(answers, *values, id=name or key, marks=pytest.mark.xdist_group(key))
 
 
 def uv_run(project: Path, *command: str, **env: str | None) -> str:
     return run([UV, "run", "--no-sync", *command], project, project_env(**env))
 
 
-@pytest.mark.parametrize("database", DATABASES)
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("stack", STACKS, ids=map(bake_key, STACKS))
 @pytest.mark.parametrize("python_version", COOKIECUTTER_JSON["python_version"])
 def test_every_python_floor_lints_clean(
-    cookies: Any, python_version: str, framework: str, database: str
+    cookies: Any, python_version: str, stack: dict[str, str]
 ) -> None:
     """ruff's rules follow the target version; this machine may lack that Python to run it."""
-    answers = {"python_version": python_version, "web_framework": framework, "database": database}
-    result = cookies.bake(extra_context=answers)
+    result = cookies.bake(extra_context={"python_version": python_version, **stack})
     assert result.exit_code == 0, result.exception
     run([RUFF, "check", "."], result.project_path)
     run([RUFF, "format", "--check", "."], result.project_path)
@@ -55,17 +74,11 @@ def test_every_python_floor_lints_clean(
 
 @pytest.mark.parametrize(
     "answers",
-    [
-        bake_param(f"{framework}-{database}", web_framework=framework, database=database)
-        for framework in FRAMEWORKS
-        for database in DATABASES
-    ]
+    [bake_param(stack) for stack in STACKS]
     + [
         bake_param(
-            f"{framework}-long-names",
-            project_name=LONG_NAME,
-            web_framework=framework,
-            database="postgresql",
+            {"project_name": LONG_NAME, "web_framework": framework, "database": "postgresql"},
+            name=f"{framework}-long-names",
         )
         for framework in FRAMEWORKS
     ],
@@ -79,44 +92,47 @@ def test_lint_format_and_types_are_clean(
     uv_run(project, "mypy")
 
 
-# (project's database option, where its tests' database lives)
-SUITES = {
-    "sqlite-on-sqlite": ("sqlite", None),
-    "sqlite-on-postgresql": ("sqlite", "TEST_DATABASE_URL"),
-    "postgresql-on-postgresql": ("postgresql", "TEST_DATABASE_URL"),
-    "none": ("none", None),
+def servers_for(stack: dict[str, str]) -> tuple[str, ...]:
+    """The real servers a project's options attach: PostgreSQL, and Redis with a worker."""
+    servers = (DATABASE_SERVER,) if stack["database"] == "postgresql" else ()
+    return servers + ((REDIS_SERVER,) if stack["worker"] != "none" else ())
+
+
+# name: (the project's answers, the servers its tests run against). SQLite
+# projects keep their file, and each framework's also runs on PostgreSQL,
+# switched by TEST_DATABASE_URL alone.
+SUITES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    **{bake_key(stack): (stack, servers_for(stack)) for stack in STACKS},
+    **{
+        f"{framework}-sqlite-on-postgresql": (
+            {"web_framework": framework, "database": "sqlite", "worker": "none"},
+            (DATABASE_SERVER,),
+        )
+        for framework in FRAMEWORKS
+    },
 }
 
 
 @pytest.mark.parametrize(
-    ("framework", "database", "server"),
-    [
-        pytest.param(
-            framework,
-            database,
-            server,
-            id=f"{framework}-{name}",
-            marks=pytest.mark.xdist_group(f"{framework}-{database}"),
-        )
-        for framework in FRAMEWORKS
-        for name, (database, server) in SUITES.items()
-    ],
+    ("answers", "servers"),
+    [bake_param(answers, servers, name=name) for name, (answers, servers) in SUITES.items()],
 )
 def test_generated_test_suite_passes(
-    baked_project: BakedProject, framework: str, database: str, server: str | None
+    baked_project: BakedProject, answers: dict[str, str], servers: tuple[str, ...]
 ) -> None:
-    database_url = require_backing_service(server) if server else None
-    project = baked_project(web_framework=framework, database=database)
+    urls = {server: require_backing_service(server) for server in servers}
+    project = baked_project(**answers)
     output = uv_run(
         project,
         "pytest",
         "-p",
         "no:cacheprovider",
         "-q",
-        TEST_DATABASE_URL=database_url,
-        REQUIRE_BACKING_SERVICES="1" if server else None,
+        TEST_DATABASE_URL=urls.get(DATABASE_SERVER),
+        TEST_REDIS_URL=urls.get(REDIS_SERVER),
+        REQUIRE_BACKING_SERVICES="1" if servers else None,
     )
     summary = output.strip().splitlines()
     assert any(" passed" in line for line in summary[-3:]), output
-    if server or database == "none":
+    if DATABASE_SERVER in servers or answers["database"] == "none":
         assert "skipped" not in output, output

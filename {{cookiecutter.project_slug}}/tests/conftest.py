@@ -6,6 +6,9 @@ directory with the service's variables removed.
 database: a throwaway one on the PostgreSQL server named by TEST_DATABASE_URL
 when it is set{% if cookiecutter.database == "sqlite" %}, otherwise a temp SQLite file{% endif %}.
 {%- endif %}
+{%- if cookiecutter.worker != "none" %} Worker tests use the Redis named by TEST_REDIS_URL,
+each test with a queue of its own, so test runs sharing one Redis never meet.
+{%- endif %}
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+{%- if cookiecutter.worker != "none" %}
+from typing import Any
+{%- endif %}
 
 import httpx2 as httpx
 import pytest
@@ -26,6 +32,12 @@ import pytest
 from fastapi.testclient import TestClient
 {%- else %}
 from flask import Flask
+{%- endif %}
+{%- if cookiecutter.worker != "none" %}
+from redis import Redis
+{%- endif %}
+{%- if cookiecutter.worker == "rq" %}
+from rq import Queue
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
 from sqlalchemy import create_engine, text
@@ -136,10 +148,44 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 {%- endif %}
 
 
+{%- if cookiecutter.worker != "none" %}
+
+
+@pytest.fixture
+def redis_url(settings: Settings) -> Iterator[str]:
+    """The Redis named by TEST_REDIS_URL, for tests that need the broker; cleaned up after."""
+    url = require_backing_service("TEST_REDIS_URL")
+    yield url
+    with Redis.from_url(url) as redis:
+{%- if cookiecutter.worker == "rq" %}
+        Queue(settings.worker_queue, connection=redis).delete(delete_jobs=True)
+        # The test's workers are gone, SIGKILLed ones too: unregister them.
+        if workers := redis.smembers(f"rq:workers:{settings.worker_queue}"):
+            redis.srem("rq:workers", *workers)
+{%- endif %}
+        # Every other key the test's queue left has the queue's name in it.
+        keys = list(redis.scan_iter(match=f"*{settings.worker_queue}*"))
+        if keys:
+            redis.delete(*keys)
+
+
+def broker_settings() -> dict[str, Any]:
+    """TEST_REDIS_URL when set, and a queue no other test (or test run) uses."""
+    broker: dict[str, Any] = {"worker_queue": f"test-{uuid.uuid4().hex[:12]}"}
+    if os.environ.get("TEST_REDIS_URL"):
+        broker["redis_url"] = os.environ["TEST_REDIS_URL"]
+    return broker
+{%- endif %}
+
+
 @pytest.fixture
 def settings({% if cookiecutter.database != "none" %}database_url: str{% endif %}) -> Settings:
     """Settings as the service would read them, independent of the developer's machine."""
+{%- if cookiecutter.worker != "none" %}
+    return Settings(_env_file=None, database_url=database_url, **broker_settings())
+{%- else %}
     return Settings(_env_file=None{% if cookiecutter.database != "none" %}, database_url=database_url{% endif %})
+{%- endif %}
 
 
 @contextmanager
@@ -183,6 +229,10 @@ def service_env(settings: Settings) -> dict[str, str]:
     env["PORT"] = str(free_port())
 {%- if cookiecutter.database != "none" %}
     env["DATABASE_URL"] = settings.database_url.get_secret_value()
+{%- endif %}
+{%- if cookiecutter.worker != "none" %}
+    env["REDIS_URL"] = settings.redis_url.get_secret_value()
+    env["WORKER_QUEUE"] = settings.worker_queue
 {%- endif %}
     return env
 

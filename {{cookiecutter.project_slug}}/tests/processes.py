@@ -1,8 +1,13 @@
 """Run the service's real processes, as a Procfile runner or a platform would."""
 
 from __future__ import annotations
-
+{% if cookiecutter.worker != "none" %}
+import contextlib
+{%- endif %}
 import json
+{%- if cookiecutter.worker != "none" %}
+import os
+{%- endif %}
 import shlex
 import signal
 import subprocess
@@ -77,6 +82,17 @@ class ServiceProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+{%- if cookiecutter.worker != "none" %}
+
+    def kill_with_children(self) -> None:
+        """SIGKILL the process, then every process it started, as when its machine dies."""
+        children = descendants(self.process.pid)
+        self.process.kill()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.wait()
+{%- endif %}
 
     def json_lines(self) -> list[dict[str, Any]]:
         """Every stdout line, parsed; fails on any line that is not one JSON object."""
@@ -86,6 +102,25 @@ class ServiceProcess:
 
     def output(self) -> str:
         return "\n".join(["stdout:", *self.stdout, "stderr:", *self.stderr])
+{%- if cookiecutter.worker != "none" %}
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, read from Linux's /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # Fields after the command name (which may hold spaces): state, then parent pid.
+            parent = int(stat.read_text().rpartition(")")[2].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        below = children.get(pending.pop(), [])
+        found += below
+        pending += below
+    return found
+{%- endif %}
 
 
 # The `start_service` fixture: start a Procfile command with an environment.

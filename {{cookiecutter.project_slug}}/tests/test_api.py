@@ -35,6 +35,9 @@ def test_healthz_answers_ok(client: httpx.Client) -> None:
     assert response.json() == {"status": "ok"}
 
 
+{% if cookiecutter.worker != "none" -%}
+@pytest.mark.usefixtures("redis_url")  # the broker is one of the backing services
+{% endif -%}
 def test_readyz_reports_each_backing_service(client: httpx.Client) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200

@@ -18,6 +18,9 @@ BAD_VARIABLES = {
 {%- if cookiecutter.database != "none" %}
     "DATABASE_URL": "mysql://app:s3cret-pw@db/app",
 {%- endif %}
+{%- if cookiecutter.worker != "none" %}
+    "REDIS_URL": "http://:s3cret-pw@cache:6379/0",
+{%- endif %}
 }
 
 

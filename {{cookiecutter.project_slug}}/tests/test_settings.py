@@ -77,6 +77,15 @@ BAD_VALUES = {
         "DATABASE_URL: invalid port",
     ),
 {%- endif %}
+{%- if cookiecutter.worker != "none" %}
+    "redis-scheme": (
+        "REDIS_URL",
+        "http://:s3cret-pw@cache:6379/0",
+        "REDIS_URL: scheme http:// is not one of redis://, rediss://",
+    ),
+    "redis-no-host": ("REDIS_URL", "redis://:s3cret-pw@/0", "REDIS_URL: a Redis URL needs a host"),
+    "queue-name": ("WORKER_QUEUE", "jobs for all", "WORKER_QUEUE='jobs for all': String should"),
+{%- endif %}
 }
 
 
@@ -109,6 +118,14 @@ def test_effective_config_masks_the_database_password() -> None:
     config = effective_config(settings)
     assert config["DATABASE_URL"] == "postgresql://app:***@db:5432/app"
     assert "s3cret-pw" not in repr(settings)
+{%- endif %}
+{%- if cookiecutter.worker != "none" %}
+
+
+def test_effective_config_masks_the_redis_password() -> None:
+    url = "rediss://:s3cret-pw@cache:6380/1"
+    settings = Settings(_env_file=None, database_url="sqlite:///app.sqlite3", redis_url=url)
+    assert effective_config(settings)["REDIS_URL"] == "rediss://:***@cache:6380/1"
 {%- endif %}
 
 

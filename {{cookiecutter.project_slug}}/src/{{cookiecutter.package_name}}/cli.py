@@ -52,6 +52,14 @@ def migrate(settings: Settings) -> int:
     logger.info("database schema is up to date")
     return 0
 {%- endif %}
+{%- if cookiecutter.worker != "none" %}
+
+
+def worker(settings: Settings) -> int:
+    from .worker import run
+
+    return run(settings)
+{%- endif %}
 
 
 def check_config(settings: Settings) -> int:
@@ -64,6 +72,9 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "serve": (serve, "run the web process: bind $PORT and serve HTTP until SIGTERM"),
 {%- if cookiecutter.database != "none" %}
     "migrate": (migrate, "upgrade the database schema to the newest migration (the release phase)"),
+{%- endif %}
+{%- if cookiecutter.worker != "none" %}
+    "worker": (worker, "run the worker process: take jobs from the queue until SIGTERM"),
 {%- endif %}
     "check-config": (
         check_config,

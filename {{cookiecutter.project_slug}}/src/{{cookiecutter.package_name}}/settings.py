@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import {% if cookiecutter.database != "none" %}SplitResult, {% endif %}urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +18,9 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 {%- if cookiecutter.database != "none" %}
 
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+{%- endif %}
+{%- if cookiecutter.worker != "none" %}
+REDIS_SCHEMES = ("redis", "rediss")
 {%- endif %}
 
 
@@ -63,6 +66,49 @@ class Settings(BaseSettings):
         ],
     )
 {%- endif %}
+{%- if cookiecutter.worker != "none" %}
+    redis_url: SecretStr = Field(
+        SecretStr("redis://localhost:6379/0"),
+        description="Redis URL of the job queue: redis://:password@host:6379/0 or rediss:// (TLS).",
+    )
+    worker_queue: str = Field(
+        "{{ cookiecutter.package_name }}",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description=(
+            "Name of the job queue in Redis; give each service (and each test run)"
+            " sharing a Redis its own."
+        ),
+    )
+{%- endif %}
+{%- if cookiecutter.worker == "celery" %}
+    worker_concurrency: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "Jobs one worker process runs at once; scale further with more worker processes."
+        ),
+    )
+    worker_visibility_timeout: int = Field(
+        600,
+        ge=1,
+        le=86400,
+        description=(
+            "Seconds before an unacknowledged job goes to another worker: a dead worker's"
+            " job is redelivered then; a job running longer than this runs twice."
+        ),
+    )
+{%- elif cookiecutter.worker == "rq" %}
+    worker_maintenance_interval: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description=(
+            "Seconds between sweeps for jobs of dead workers; such a job is retried"
+            " at the first sweep 65 s after its worker's last heartbeat."
+        ),
+    )
+{%- endif %}
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -73,18 +119,35 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: SecretStr) -> SecretStr:
-        url = urlsplit(value.get_secret_value())
-        if url.scheme not in DATABASE_SCHEMES:
-            allowed = ", ".join(f"{scheme}://" for scheme in DATABASE_SCHEMES)
-            given = f"{url.scheme}://" if url.scheme else "(none)"
-            raise ValueError(f"scheme {given} is not one of {allowed}")
+        url = checked_url(value, DATABASE_SCHEMES)
         if url.scheme != "sqlite" and not url.hostname and "host=" not in url.query:
             raise ValueError("a PostgreSQL URL needs a host, e.g. postgresql://user@localhost/db")
-        try:
-            _ = url.port  # raises for a non-numeric or out-of-range port
-        except ValueError as exc:
-            raise ValueError(f"invalid port: {exc}") from None
         return value
+{%- endif %}
+{%- if cookiecutter.worker != "none" %}
+
+    @field_validator("redis_url")
+    @classmethod
+    def _supported_redis(cls, value: SecretStr) -> SecretStr:
+        if not checked_url(value, REDIS_SCHEMES).hostname:
+            raise ValueError("a Redis URL needs a host, e.g. redis://localhost:6379/0")
+        return value
+{%- endif %}
+{%- if cookiecutter.database != "none" %}
+
+
+def checked_url(value: SecretStr, schemes: tuple[str, ...]) -> SplitResult:
+    """The URL split into parts; ValueError unless its scheme is allowed and its port valid."""
+    url = urlsplit(value.get_secret_value())
+    if url.scheme not in schemes:
+        allowed = ", ".join(f"{scheme}://" for scheme in schemes)
+        given = f"{url.scheme}://" if url.scheme else "(none)"
+        raise ValueError(f"scheme {given} is not one of {allowed}")
+    try:
+        _ = url.port  # raises for a non-numeric or out-of-range port
+    except ValueError as exc:
+        raise ValueError(f"invalid port: {exc}") from None
+    return url
 {%- endif %}
 
 
