@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import COOKIECUTTER_JSON, dev_tool
+from .conftest import COOKIECUTTER_JSON
 
 # Every combination that changes the process contract, less the one the pre-gen hook refuses.
 COMBINATIONS: list[dict[str, str]] = [
@@ -64,25 +63,6 @@ def env_file(path: Path) -> dict[str, str]:
     """A KEY=value file (.env.example, kustomize's env files), comments and blanks skipped."""
     lines = (line.strip() for line in path.read_text().splitlines())
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-
-
-def distinct(paths: Iterable[Path]) -> list[Path]:
-    """One path per distinct content: validators start slowly, identical files need one run."""
-    by_content: dict[bytes, Path] = {}
-    for path in paths:
-        by_content.setdefault(path.read_bytes(), path)
-    return sorted(by_content.values())
-
-
-def run_tool(name: str, *arguments: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run one of the template's dev tools (a validator) and return what it said."""
-    return subprocess.run(
-        [dev_tool(name), *map(str, arguments)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def git_ignored(project: Path, paths: list[str]) -> set[str]:

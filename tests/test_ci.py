@@ -251,35 +251,6 @@ def validate(schema: str, paths: list[Path]) -> subprocess.CompletedProcess[str]
     )
 
 
-@pytest.mark.parametrize("schema", sorted(set(SCHEMAS.values())))
-def test_ci_files_pass_their_schema(bake: Callable[..., Path], schema: str) -> None:
-    paths = list(baked_files_by_schema(bake)[schema].values())
-    assert paths
-    result = validate(schema, paths)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-# One mistake per schema, made in the text (PyYAML would read `on:` as True).
-MISTAKES = {
-    "vendor.github-workflows": ("runs-on:", "runs_on:"),
-    "vendor.gitlab-ci": ("\n  script:", "\n  scripts:"),
-    "vendor.dependabot": ("interval: weekly", "interval: fortnightly"),
-}
-
-
-@pytest.mark.parametrize("schema", sorted(MISTAKES))
-def test_schema_check_rejects_a_broken_file(
-    bake: Callable[..., Path], schema: str, tmp_path: Path
-) -> None:
-    """The validator is not vacuous: the same file with one mistake fails."""
-    source = next(iter(baked_files_by_schema(bake)[schema].values()))
-    right, wrong = MISTAKES[schema]
-    assert right in source.read_text()
-    broken = tmp_path / source.name
-    broken.write_text(source.read_text().replace(right, wrong))
-    assert validate(schema, [broken]).returncode != 0
-
-
 # pre-commit
 
 

@@ -22,17 +22,14 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .conftest import COOKIECUTTER_JSON, DEFAULT_ANSWERS, UV, project_env, project_files, run
+from .conftest import COOKIECUTTER_JSON, DEFAULT_ANSWERS, UV, project_env, run
 from .deployment import (
     COMBINATIONS,
     combination_id,
-    distinct,
     env_file,
     git_ignored,
     procfile_commands,
-    run_tool,
 )
-from .test_bake import UNRENDERED
 
 CONTAINER_FILES = ("Dockerfile", ".dockerignore", "compose.yaml")
 BACKING_SERVICES = {"postgres", "redis"}
@@ -126,23 +123,6 @@ def build_context(project: Path) -> set[str]:
         if included:
             sent.add(path)
     return sent
-
-
-def test_hadolint_finds_nothing_in_any_dockerfile(
-    deploy_projects: dict[str, Path], python_projects: dict[str, Path]
-) -> None:
-    baked = [*deploy_projects.values(), *python_projects.values()]
-    dockerfiles = distinct(project / "Dockerfile" for project in baked)
-    result = run_tool("hadolint", "--no-color", *dockerfiles)
-    assert (result.returncode, result.stdout + result.stderr) == (0, "")
-
-
-def test_every_compose_file_follows_the_compose_specification(
-    deploy_projects: dict[str, Path],
-) -> None:
-    files = distinct(project / "compose.yaml" for project in deploy_projects.values())
-    result = run_tool("check-jsonschema", "--builtin-schema", "vendor.compose-spec", *files)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("python_version", COOKIECUTTER_JSON["python_version"])
@@ -306,11 +286,6 @@ def test_compose_processes_share_one_sqlite_file(project: Path) -> None:
         mounts.add(name)
     assert len(mounts) == 1
     assert mounts <= set(compose(project)["volumes"])
-
-
-def test_every_file_renders_completely(project: Path) -> None:
-    leftovers = {path: UNRENDERED.findall(data) for path, data in project_files(project).items()}
-    assert {path: found for path, found in leftovers.items() if found} == {}
 
 
 def test_use_docker_no_leaves_no_container_files(cookies: Any) -> None:

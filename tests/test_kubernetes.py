@@ -1,8 +1,8 @@
 """use_kubernetes: the manifests are valid and wired to the Procfile, the settings and the image.
 
-kubernetes-validate checks each manifest against the API schemas, strictly
-(unknown fields fail); `kubectl kustomize` builds the whole directory when
-kubectl is installed. The wiring is checked on the parsed YAML.
+Every manifest of every combination passes kubernetes-validate --strict in
+tests/test_matrix.py; here `kubectl kustomize` builds the whole directory
+when kubectl is installed, and the wiring is checked on the parsed YAML.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ import pytest
 import yaml
 
 from .deployment import (
-    distinct,
     env_file,
     git_ignored,
     procfile_commands,
-    run_tool,
 )
+from .validators import distinct, validate
 
 MANIFESTS = "deploy/kubernetes"
 KUSTOMIZATION = "kustomization.yaml"
@@ -81,14 +80,6 @@ def named_port(container: dict[str, Any], port: int | str) -> int:
     return int(number)
 
 
-def test_every_manifest_is_valid_kubernetes_strictly(deploy_projects: dict[str, Path]) -> None:
-    files = distinct(
-        path for project in deploy_projects.values() for path in manifest_files(project)
-    )
-    result = run_tool("kubernetes-validate", "--strict", "--quiet", *files)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def test_kustomize_builds_valid_manifests(deploy_projects: dict[str, Path], tmp_path: Path) -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
@@ -104,8 +95,7 @@ def test_kustomize_builds_valid_manifests(deploy_projects: dict[str, Path], tmp_
         assert output.returncode == 0, output.stderr
         (directory / "built.yaml").write_text(output.stdout)
         built.append(directory / "built.yaml")
-    result = run_tool("kubernetes-validate", "--strict", "--quiet", *distinct(built))
-    assert result.returncode == 0, result.stdout + result.stderr
+    validate("kubernetes", distinct(built))
 
 
 def test_kustomization_lists_every_manifest_and_its_sources(project: Path) -> None:

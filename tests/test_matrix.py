@@ -203,3 +203,34 @@ def test_every_distinct_config_file_passes_its_validator(
     files = files_for(validator, projects.values())
     assert files, f"no bake produced a file for {validator}"
     validate(validator, files)
+
+
+# One mistake per validator, made in the text of a real baked file (PyYAML would
+# read a workflow's `on:` as True, so the files are edited as text).
+MISTAKES: dict[str, tuple[str, str]] = {
+    "hadolint": ('CMD ["my-service", "serve"]', "CMD my-service serve"),
+    "compose-spec": ("condition: service_healthy", "condition: healthy"),
+    "github-workflows": ("runs-on:", "runs_on:"),
+    "dependabot": ("interval: weekly", "interval: fortnightly"),
+    "gitlab-ci": ("\n  script:", "\n  scripts:"),
+    "kubernetes": ("containerPort:", "containerport:"),
+}
+
+
+def test_every_validator_has_a_mistake_to_catch() -> None:
+    assert set(MISTAKES) == set(VALIDATORS)
+
+
+@pytest.mark.parametrize("validator", sorted(MISTAKES))
+def test_each_validator_rejects_a_file_with_one_mistake(
+    projects: dict[str, Path], validator: str, tmp_path: Path
+) -> None:
+    """The validators are not vacuous: a baked file with one mistake fails."""
+    right, wrong = MISTAKES[validator]
+    source = next(
+        path for path in files_for(validator, projects.values()) if right in path.read_text()
+    )
+    broken = tmp_path / source.name
+    broken.write_text(source.read_text().replace(right, wrong))
+    with pytest.raises(AssertionError, match=validator):
+        validate(validator, [broken])

@@ -6,7 +6,6 @@ checking a file, so callers hand over every distinct file at once.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -41,18 +40,24 @@ VALIDATORS: dict[str, tuple[list[str], tuple[str, ...]]] = {
 NOT_RESOURCES = frozenset({"kustomization.yaml"})
 
 
+def distinct(paths: Iterable[Path]) -> list[Path]:
+    """One path per distinct content: identical files need one run."""
+    by_content: dict[bytes, Path] = {}
+    for path in paths:
+        by_content.setdefault(path.read_bytes(), path)
+    return sorted(by_content.values())
+
+
 def files_for(validator: str, projects: Iterable[Path]) -> list[Path]:
-    """One path per distinct content among the projects' files this validator checks."""
+    """The distinct files among the projects' that this validator checks."""
     _, patterns = VALIDATORS[validator]
-    distinct: dict[bytes, Path] = {}
-    for project in projects:
-        for pattern in patterns:
-            for path in sorted(project.glob(pattern)):
-                if path.name in NOT_RESOURCES:
-                    continue
-                digest = hashlib.sha256(path.name.encode() + path.read_bytes()).digest()
-                distinct.setdefault(digest, path)
-    return list(distinct.values())
+    return distinct(
+        path
+        for project in projects
+        for pattern in patterns
+        for path in sorted(project.glob(pattern))
+        if path.name not in NOT_RESOURCES
+    )
 
 
 def validate(validator: str, files: list[Path]) -> None:
