@@ -82,7 +82,8 @@ PROJECT_NAMES = frozenset({"tests", "migrations", "src"})
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 PACKAGE_PATTERN = re.compile(r"[a-z_][a-z0-9_]*")
-EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z0-9-]{2,}")
+# No quotes or backslashes either: the address is rendered into a TOML string.
+EMAIL_PATTERN = re.compile(r"[^@\s\"\\]+@[^@\s\"\\]+\.[A-Za-z0-9-]{2,}")
 # PEP 440, as published in the specification (and used by `packaging`).
 VERSION_PATTERN = re.compile(
     r"""

@@ -58,7 +58,10 @@ def test_every_question_has_a_prompt() -> None:
 def test_default_bake_is_the_sqlite_fastapi_service(cookies: Any) -> None:
     project = bake(cookies)
     assert project.name == "my-service"
-    assert (project / "src" / "my_service" / "app.py").is_file()
+    assert {"fastapi", "uvicorn", "sqlalchemy"} <= dependency_names(project)
+    assert "DATABASE_URL=sqlite:///.data/my_service.sqlite3" in (
+        (project / ".env.example").read_text().splitlines()
+    )
     assert procfile(project) == {"release": "my-service migrate", "web": "my-service serve"}
 
 
@@ -89,13 +92,6 @@ def test_pyproject_declares_the_script_and_the_chosen_dependencies(
     }
     assert {"pydantic-settings", *chosen} <= names
     assert not (set().union(*VALUE_DEPENDENCIES.values()) - chosen) & names
-
-
-@pytest.mark.parametrize("framework", COOKIECUTTER_JSON["web_framework"])
-def test_each_framework_has_its_app_and_server(cookies: Any, framework: str) -> None:
-    package = bake(cookies, web_framework=framework) / "src" / "my_service"
-    assert (package / "app.py").is_file()
-    assert (package / "server.py").is_file()
 
 
 @pytest.mark.parametrize(

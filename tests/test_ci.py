@@ -1,8 +1,8 @@
 """CI for the generated project: valid for its service, and every check it runs is a make target.
 
 CI files are baked for every combination of the options they must serve and
-checked with the real schema validators (identical files validated once), then
 read as data: the targets they call, the backing services, the environment.
+tests/test_matrix.py runs the schema validators on every distinct CI file.
 The make targets CI calls run here in a baked project, passing and failing.
 """
 
@@ -33,17 +33,10 @@ from .conftest import (
 )
 
 BakedProject = Callable[..., Path]
-CHECK_JSONSCHEMA = dev_tool("check-jsonschema")
 PRE_COMMIT = dev_tool("pre-commit")
 CI_FILES = {"github": ".github/workflows/ci.yml", "gitlab": ".gitlab-ci.yml"}
 DEPENDABOT = ".github/dependabot.yml"
 BACKING_SERVICE_ENV = {"TEST_DATABASE_URL", "TEST_REDIS_URL", "REQUIRE_BACKING_SERVICES"}
-# What the schema validator calls each file.
-SCHEMAS = {
-    CI_FILES["github"]: "vendor.github-workflows",
-    CI_FILES["gitlab"]: "vendor.gitlab-ci",
-    DEPENDABOT: "vendor.dependabot",
-}
 # Hooks of pre-commit-hooks by id, and the console script the package installs for each.
 HYGIENE_HOOKS = {
     "check-yaml": "check-yaml",
@@ -223,32 +216,6 @@ def test_only_the_chosen_ci_is_generated(bake: Callable[..., Path], ci: str) -> 
     project = bake(ci=ci)
     assert (project / ".github").exists() is (ci == "github")
     assert (project / ".gitlab-ci.yml").exists() is (ci == "gitlab")
-
-
-def baked_files_by_schema(bake: Callable[..., Path]) -> dict[str, dict[bytes, Path]]:
-    """Each schema's distinct baked files (identical bakes validate once)."""
-    files: dict[str, dict[bytes, Path]] = {schema: {} for schema in SCHEMAS.values()}
-    answer_sets = [param.values[0] for param in COMBINATIONS] + [
-        {"ci": ci, "python_version": version}
-        for ci in CI_FILES
-        for version in COOKIECUTTER_JSON["python_version"]
-    ]
-    for answers in answer_sets:
-        project = bake(**answers)
-        for relative, schema in SCHEMAS.items():
-            if (project / relative).is_file():
-                files[schema].setdefault((project / relative).read_bytes(), project / relative)
-    return files
-
-
-def validate(schema: str, paths: list[Path]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CHECK_JSONSCHEMA, "--builtin-schema", schema, *map(str, paths)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 # pre-commit

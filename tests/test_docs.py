@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .conftest import COOKIECUTTER_JSON, TEMPLATE
+from .hooks import pre_gen
 
 QUESTIONS = {key for key in COOKIECUTTER_JSON if not key.startswith("_")}
 
@@ -32,3 +33,9 @@ def test_readme_first_screen_gives_the_two_commands() -> None:
     assert re.search(r"^serve:", makefile, flags=re.MULTILINE)
     assert re.search(r"^test:", makefile, flags=re.MULTILINE)
     assert "make test" in (TEMPLATE / ".ci" / "run").read_text()
+
+
+def test_options_reference_lists_every_refused_dependency_name() -> None:
+    text = (TEMPLATE / "docs" / "options.md").read_text()
+    paragraph = text.split("The names are: ", 1)[1].split(". The list applies", 1)[0]
+    assert set(re.findall(r"`([a-z0-9_]+)`", paragraph)) == pre_gen.DEPENDENCY_MODULES

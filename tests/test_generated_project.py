@@ -27,13 +27,14 @@ from .conftest import (
     require_backing_service,
     run,
 )
+from .hooks import pre_gen
 
 BakedProject = Callable[..., Path]
 WORKERS: list[str] = COOKIECUTTER_JSON["worker"]
 DATABASE_SERVER = "TEST_DATABASE_URL"
 REDIS_SERVER = "TEST_REDIS_URL"
-# Names near the length limit must still lint and format clean.
-LONG_NAME = "Customer Notification Preferences Service Gateway"
+# Names at the length limit must still lint and format clean.
+LONG_NAME = "Customer Notification Preferences Service Gateways"
 
 # Every accepted web_framework x database x worker combination.
 STACKS = [
@@ -43,6 +44,10 @@ STACKS = [
     for worker in WORKERS
     if not (worker != "none" and database == "none")
 ]
+
+
+def test_long_name_is_at_the_limit() -> None:
+    assert len(LONG_NAME) == pre_gen.NAME_MAX_LENGTH
 
 
 def bake_key(answers: dict[str, str]) -> str:

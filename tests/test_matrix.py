@@ -153,7 +153,7 @@ def test_code_imports_only_the_chosen_values_libraries(projects: dict[str, Path]
 
 
 def test_chosen_values_libraries_are_declared(projects: dict[str, Path]) -> None:
-    """Every library a chosen value imports is a declared dependency, and only those."""
+    """Each chosen value brings its library as a declared dependency."""
     undeclared = {}
     for name, project in projects.items():
         declared = {

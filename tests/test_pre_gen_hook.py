@@ -49,6 +49,10 @@ BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
         "package_name='sqlalchemy': shadows the dependency 'sqlalchemy'",
     ),
     "package-layout": ({"package_name": "tests"}, "package_name='tests': is used by the project"),
+    "email-quote": (
+        {"author_email": 'a"b@example.com'},
+        "author_email='a\"b@example.com': is not an email address",
+    ),
     "email-no-at": ({"author_email": "team.example.com"}, "author_email='team.example.com': is"),
     "email-no-domain": ({"author_email": "team@"}, "author_email='team@': is not an email"),
     "email-space": ({"author_email": "te am@example.com"}, "author_email='te am@example.com'"),
