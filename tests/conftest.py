@@ -119,13 +119,27 @@ def project_env(**overrides: str | None) -> dict[str, str]:
     return env
 
 
+# The options that make a project's code and dependencies.
+STACK_OPTIONS = ("web_framework", "database", "worker")
+
+
+def stack_key(answers: dict[str, str]) -> str:
+    """`flask-postgresql-celery`: a bake's framework, database and worker, defaults filled in.
+
+    Tests that share a bake share this as their xdist group, so one worker
+    bakes and installs it once.
+    """
+    return "-".join(answers.get(option, DEFAULT_ANSWERS[option]) for option in STACK_OPTIONS)
+
+
 @pytest.fixture(scope="session")
 def baked_project(cookies_session: Any) -> Callable[..., Path]:
     """Bake once per set of answers, with its dependencies installed by uv."""
     projects: dict[str, Path] = {}
 
     def bake(**answers: str) -> Path:
-        key = json.dumps(answers, sort_keys=True)
+        defaults = {option: DEFAULT_ANSWERS[option] for option in STACK_OPTIONS}
+        key = json.dumps({**defaults, **answers}, sort_keys=True)
         if key not in projects:
             result = cookies_session.bake(extra_context=answers)
             assert result.exit_code == 0, result.exception

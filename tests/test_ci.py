@@ -30,6 +30,7 @@ from .conftest import (
     project_env,
     require_backing_service,
     run,
+    stack_key,
 )
 
 BakedProject = Callable[..., Path]
@@ -337,7 +338,7 @@ def restore() -> Iterator[Callable[[Path], None]]:
         path.write_bytes(data)
 
 
-@pytest.mark.xdist_group("sqlite")
+@pytest.mark.xdist_group(stack_key({"database": "sqlite"}))
 def test_check_env_example_fails_on_drift(
     baked_project: BakedProject, restore: Callable[[Path], None]
 ) -> None:
@@ -385,12 +386,17 @@ def migration_database(project: Path, server: str | None) -> Iterator[str | None
 @pytest.mark.parametrize(
     ("database", "server"),
     [
-        pytest.param("sqlite", None, id="sqlite", marks=pytest.mark.xdist_group("sqlite")),
+        pytest.param(
+            "sqlite",
+            None,
+            id="sqlite",
+            marks=pytest.mark.xdist_group(stack_key({"database": "sqlite"})),
+        ),
         pytest.param(
             "postgresql",
             "TEST_DATABASE_URL",
             id="postgresql",
-            marks=pytest.mark.xdist_group("postgresql"),
+            marks=pytest.mark.xdist_group(stack_key({"database": "postgresql"})),
         ),
     ],
 )
@@ -418,7 +424,7 @@ def test_check_migrations_fails_when_a_model_has_no_migration(
         assert "add_column" in unmigrated.stdout + unmigrated.stderr
 
 
-@pytest.mark.xdist_group("none")
+@pytest.mark.xdist_group(stack_key({"database": "none"}))
 def test_audit_fails_on_a_stale_lock(
     baked_project: BakedProject, restore: Callable[[Path], None]
 ) -> None:
@@ -434,7 +440,7 @@ def test_audit_fails_on_a_stale_lock(
     assert "lockfile" in stale.stderr.lower()
 
 
-@pytest.mark.xdist_group("none")
+@pytest.mark.xdist_group(stack_key({"database": "none"}))
 def test_audit_reads_the_locked_dependencies(baked_project: BakedProject) -> None:
     """Passes where the advisory service answers; elsewhere it must fail, naming a locked package.
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .conftest import COOKIECUTTER_JSON, DEFAULT_ANSWERS, UV, project_env, run
+from .conftest import COOKIECUTTER_JSON, DEFAULT_ANSWERS, UV, project_env, run, stack_key
 from .deployment import (
     COMBINATIONS,
     combination_id,
@@ -168,6 +168,7 @@ def test_no_secret_is_built_into_the_image(project: Path, tmp_path: Path) -> Non
     assert sent == {"LICENSE", "README.md", "pyproject.toml", "src", "uv.lock"}
 
 
+@pytest.mark.xdist_group(stack_key({"database": "sqlite"}))
 def test_builder_commands_make_a_working_environment_from_the_context(
     baked_project: Callable[..., Path], tmp_path: Path
 ) -> None:

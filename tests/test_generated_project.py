@@ -26,6 +26,7 @@ from .conftest import (
     project_env,
     require_backing_service,
     run,
+    stack_key,
 )
 from .hooks import pre_gen
 
@@ -52,7 +53,7 @@ def test_long_name_is_at_the_limit() -> None:
 
 def bake_key(answers: dict[str, str]) -> str:
     """A readable id for a set of answers, e.g. `flask-postgresql-celery`."""
-    return "-".join(value for key, value in answers.items() if key != "project_name")
+    return stack_key(answers) + ("-long-names" if "project_name" in answers else "")
 
 
 def bake_param(answers: dict[str, str], *values: object, name: str | None = None) -> Any:
