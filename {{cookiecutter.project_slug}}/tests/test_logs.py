@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import sys
@@ -15,6 +16,7 @@ from {{ cookiecutter.package_name }}.logs import (
     JsonFormatter,
     configure_logging,
     describe_exception,
+    logging_config,
     request_id,
 )
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -53,6 +55,15 @@ def test_json_line_carries_extra_fields() -> None:
     event = json.loads(JsonFormatter().format(make_record(status=201)))
     assert event["status"] == 201
 {%- endif %}
+
+
+def test_extra_fields_never_replace_the_standard_ones() -> None:
+    record = make_record(level="debug", logger="forged", event="forged", timestamp="0")
+    event = json.loads(JsonFormatter().format(record))
+    assert event["level"] == "warning"
+    assert event["logger"] == "svc.test"
+    assert event["event"] == "hello world"
+    assert event["timestamp"].endswith("Z")
 
 
 def test_json_line_carries_the_current_request_id() -> None:
@@ -102,6 +113,12 @@ def test_configured_logging_writes_to_stdout_only(
     assert captured.err == ""
     if log_format == "json":
         assert json.loads(captured.out)["logger"] == SERVER_LOGGER
+
+
+def test_configures_only_loggers_of_installed_libraries() -> None:
+    config = logging_config(Settings.model_construct(log_format="json", log_level="INFO"))
+    for name in config["loggers"]:
+        assert importlib.util.find_spec(name.partition(".")[0]) is not None, name
 
 
 class WrappedError(Exception):

@@ -76,6 +76,11 @@ BAD_VALUES = {
         "postgresql://app:s3cret-pw@db:port/app",
         "DATABASE_URL: invalid port",
     ),
+    "database-slash-in-password": (
+        "DATABASE_URL",
+        "postgresql://app:s3cret-pw/x@db/app",
+        "DATABASE_URL: invalid port (percent-encode / # ? @ in the password)",
+    ),
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
     "redis-scheme": (
@@ -118,6 +123,18 @@ def test_effective_config_masks_the_database_password() -> None:
     config = effective_config(settings)
     assert config["DATABASE_URL"] == "postgresql://app:***@db:5432/app"
     assert "s3cret-pw" not in repr(settings)
+
+
+QUERY_PASSWORDS = {
+    "with-user": "postgresql://app@/app?host=/var/run/postgresql&password=",
+    "no-authority": "postgresql:///app?host=/var/run/postgresql&PGPASSWORD=",
+}
+
+
+@pytest.mark.parametrize("url", QUERY_PASSWORDS.values(), ids=QUERY_PASSWORDS.keys())
+def test_effective_config_masks_a_password_in_the_query(url: str) -> None:
+    settings = Settings(_env_file=None, database_url=f"{url}s3cret-pw")
+    assert effective_config(settings)["DATABASE_URL"] == f"{url}***"
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
 

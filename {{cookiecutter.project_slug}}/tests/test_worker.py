@@ -8,6 +8,7 @@ row in PostgreSQL: the job waits on the lock until the test lets go.
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -167,6 +168,42 @@ def test_bad_config_stops_the_worker_before_it_starts(
     [line] = worker.stderr
     assert line.startswith("config error: REDIS_URL: scheme http:// is not one of redis://")
     assert worker.stdout == []
+
+{%- if cookiecutter.worker == "rq" %}
+
+
+def test_unreachable_broker_stops_the_worker_with_one_line(
+    procfile: dict[str, str],
+    start_service: StartService,
+    service_env: dict[str, str],
+    unused_port: int,
+) -> None:
+    url = f"redis://:s3cret-pw@127.0.0.1:{unused_port}/0"
+    worker = start_service(procfile["worker"], {**service_env, "REDIS_URL": url})
+    assert worker.wait() == 1
+    [event] = worker.json_lines()
+    assert event["level"] == "error"
+    assert event["event"] == "worker stopped: Redis unavailable"
+    assert worker.stderr == []
+    assert "s3cret-pw" not in worker.output()
+{%- endif %}
+
+
+@pytest.fixture
+def silent_broker_url() -> Iterator[str]:
+    """A Redis URL whose server accepts connections and never answers."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+
+
+def test_silent_broker_is_503_not_a_hung_request(
+    settings: Settings, silent_broker_url: str
+) -> None:
+    update = {"redis_url": SecretStr(silent_broker_url)}
+    with app_client(settings.model_copy(update=update)) as client:
+        response = client.post("/reports")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "broker unavailable"}
 
 
 @contextmanager

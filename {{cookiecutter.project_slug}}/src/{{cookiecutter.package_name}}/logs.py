@@ -44,7 +44,8 @@ def event_fields(record: logging.LogRecord) -> dict[str, Any]:
     if current_request is not None:
         fields["request_id"] = current_request
     for key, value in vars(record).items():
-        if key not in _RECORD_ATTRIBUTES:
+        # An `extra=` key never overwrites a core field: the line stays what it claims to be.
+        if key not in _RECORD_ATTRIBUTES and key not in fields:
             fields[key] = value
     if record.exc_info:
         fields["exception"] = logging.Formatter().formatException(record.exc_info)
@@ -110,8 +111,10 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             # The app writes its own access line, with the request id.
             "gunicorn.access": {"handlers": [], "propagate": False},
 {%- endif %}
+{%- if cookiecutter.database != "none" %}
             # Alembic announces each of its plugins at INFO on import.
             "alembic.runtime.plugins": {"level": "WARNING"},
+{%- endif %}
         },
         "root": {"handlers": ["stdout"], "level": settings.log_level},
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Literal
-from urllib.parse import {% if cookiecutter.database != "none" %}SplitResult, {% endif %}urlsplit, urlunsplit
+from urllib.parse import {% if cookiecutter.database != "none" %}SplitResult, {% endif %}unquote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -145,8 +145,9 @@ def checked_url(value: SecretStr, schemes: tuple[str, ...]) -> SplitResult:
         raise ValueError(f"scheme {given} is not one of {allowed}")
     try:
         _ = url.port  # raises for a non-numeric or out-of-range port
-    except ValueError as exc:
-        raise ValueError(f"invalid port: {exc}") from None
+    except ValueError:
+        # The error would quote the port text, which may be part of a password.
+        raise ValueError("invalid port (percent-encode / # ? @ in the password)") from None
     return url
 {%- endif %}
 
@@ -188,19 +189,32 @@ def is_secret(field: str) -> bool:
 
 
 def display_value(value: object) -> str:
-    """A setting as check-config shows it: secrets masked, URLs keep all but the password."""
+    """A setting as check-config shows it: secrets masked, URLs keep all but the passwords."""
     if isinstance(value, bool):
         return str(value).lower()
     if not isinstance(value, SecretStr):
         return str(value)
     secret = value.get_secret_value()
     url = urlsplit(secret)
-    if url.scheme and url.password:
+    if not url.scheme:
+        return "**********"
+    shown = secret
+    if url.password:
         host = url.netloc.rpartition("@")[2]
-        return urlunsplit(url._replace(netloc=f"{url.username}:***@{host}"))
-    if url.scheme:
-        return secret
-    return "**********"
+        shown = urlunsplit(url._replace(netloc=f"{url.username}:***@{host}"))
+    if url.query:
+        # Replaced as text: urlunsplit would turn an empty host's `scheme:///` into `scheme:/`.
+        shown = shown.replace(f"?{url.query}", f"?{masked_query(url.query)}", 1)
+    return shown
+
+
+def masked_query(query: str) -> str:
+    """The query string with the value of every parameter named like `password` masked."""
+    pairs = (part.partition("=") for part in query.split("&"))
+    return "&".join(
+        f"{key}=***" if "password" in unquote(key).lower() else f"{key}{equals}{value}"
+        for key, equals, value in pairs
+    )
 
 
 def effective_config(settings: Settings) -> dict[str, str]:
