@@ -36,6 +36,9 @@ from .conftest import (
 BakedProject = Callable[..., Path]
 PRE_COMMIT = dev_tool("pre-commit")
 CI_FILES = {"github": ".github/workflows/ci.yml", "gitlab": ".gitlab-ci.yml"}
+TEMPLATE_UPDATE_WORKFLOW = ".github/workflows/template-update.yml"
+# Targets whose tool runs with uvx, outside the project's environment: no `uv sync` first.
+UVX_TARGETS = {"audit", "check-template"}
 DEPENDABOT = ".github/dependabot.yml"
 BACKING_SERVICE_ENV = {"TEST_DATABASE_URL", "TEST_REDIS_URL", "REQUIRE_BACKING_SERVICES"}
 # Hooks of pre-commit-hooks by id, and the console script the package installs for each.
@@ -101,8 +104,8 @@ def made_targets(commands: list[str]) -> list[str]:
     return targets
 
 
-def github_jobs(project: Path) -> dict[str, dict[str, Any]]:
-    jobs: dict[str, dict[str, Any]] = load_yaml(project / CI_FILES["github"])["jobs"]
+def github_jobs(project: Path, workflow: str = CI_FILES["github"]) -> dict[str, dict[str, Any]]:
+    jobs: dict[str, dict[str, Any]] = load_yaml(project / workflow)["jobs"]
     return jobs
 
 
@@ -117,7 +120,11 @@ def job_commands(ci: str, job: dict[str, Any], gitlab_default: dict[str, Any]) -
 def ci_jobs(project: Path, ci: str) -> dict[str, list[str]]:
     """Each job's commands, whichever service runs them."""
     if ci == "github":
-        return {name: job_commands(ci, job, {}) for name, job in github_jobs(project).items()}
+        return {
+            name: job_commands(ci, job, {})
+            for workflow in (CI_FILES["github"], TEMPLATE_UPDATE_WORKFLOW)
+            for name, job in github_jobs(project, workflow).items()
+        }
     config = load_yaml(project / CI_FILES["gitlab"])
     default = config.get("default", {})
     return {
@@ -143,13 +150,13 @@ def test_ci_runs_every_check_as_a_make_target(bake: Callable[..., Path], answers
     jobs = ci_jobs(project, answers["ci"])
     called = {target for commands in jobs.values() for target in made_targets(commands)}
     assert called <= make_targets(project)
-    expected = {"lint", "check-env-example", "test", "audit"}
+    expected = {"lint", "check-env-example", "test", "audit", "check-template"}
     if answers["database"] != "none":
         expected.add("check-migrations")
     assert called == expected
     for commands in jobs.values():
         # Jobs that run the project's tools install exactly the locked dependencies first.
-        if set(made_targets(commands)) - {"audit"}:
+        if set(made_targets(commands)) - UVX_TARGETS:
             assert commands[0] == "uv sync --locked", commands
 
 
@@ -202,6 +209,46 @@ def test_gitlab_pipeline_cancels_stale_runs_and_caches_uv(bake: Callable[..., Pa
     assert config["default"]["interruptible"] is True
     assert config["default"]["cache"]["paths"] == ["$UV_CACHE_DIR"]
     assert config["default"]["cache"]["key"]["files"] == ["uv.lock"]
+
+
+def test_github_checks_the_template_weekly_and_skips_unlinked_projects(
+    bake: Callable[..., Path],
+) -> None:
+    project = bake(ci="github")
+    config = load_yaml(project / TEMPLATE_UPDATE_WORKFLOW)
+    triggers = config[True]  # YAML 1.1 reads the key `on` as true
+    assert set(triggers) == {"schedule", "workflow_dispatch"}
+    [cron] = [entry["cron"] for entry in triggers["schedule"]]
+    minute, hour, day, month, weekday = cron.split()
+    assert (day, month) == ("*", "*")
+    assert all(field.isdigit() for field in (minute, hour, weekday)), cron
+    assert config["permissions"] == {"contents": "read"}
+    [job] = config["jobs"].values()
+    checkout, *guarded = job["steps"]
+    assert checkout["with"]["persist-credentials"] is False
+    # Every step after the checkout depends on whether cruft linked the project.
+    assert {step["if"] for step in guarded} == {
+        "hashFiles('.cruft.json') == ''",
+        "hashFiles('.cruft.json') != ''",
+    }
+    linked = [step for step in guarded if step["if"].endswith("!= ''")]
+    assert made_targets([step["run"] for step in linked if "run" in step]) == ["check-template"]
+    ci_actions = {
+        step["uses"]
+        for ci_job in github_jobs(project).values()
+        for step in ci_job["steps"]
+        if "uses" in step
+    }
+    assert {step["uses"] for step in job["steps"] if "uses" in step} <= ci_actions
+
+
+def test_gitlab_checks_the_template_in_scheduled_pipelines_only(
+    bake: Callable[..., Path],
+) -> None:
+    job = load_yaml(bake(ci="gitlab") / CI_FILES["gitlab"])["check-template"]
+    assert job["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"', "exists": [".cruft.json"]}]
+    assert job["before_script"] == []
+    assert made_targets(job["script"]) == ["check-template"]
 
 
 def test_dependabot_updates_the_lock_and_the_actions(bake: Callable[..., Path]) -> None:
