@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import pytest
 
 from .conftest import COOKIECUTTER_JSON, TEMPLATE
 from .hooks import pre_gen
@@ -39,3 +42,24 @@ def test_options_reference_lists_every_refused_dependency_name() -> None:
     text = (TEMPLATE / "docs" / "options.md").read_text()
     paragraph = text.split("The names are: ", 1)[1].split(". The list applies", 1)[0]
     assert set(re.findall(r"`([a-z0-9_]+)`", paragraph)) == pre_gen.DEPENDENCY_MODULES
+
+
+DOCS = TEMPLATE / "docs"
+PAGES = [TEMPLATE / "README.md", *sorted(DOCS.glob("*.md"))]
+# A Markdown link's target, without its #fragment.
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def relative_links(page: Path) -> set[str]:
+    return {target for target in LINK.findall(page.read_text()) if ":" not in target}
+
+
+def test_docs_index_links_every_page() -> None:
+    pages = {page.name for page in DOCS.glob("*.md")} - {"index.md"}
+    assert pages <= relative_links(DOCS / "index.md")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.relative_to(TEMPLATE).as_posix())
+def test_relative_links_resolve(page: Path) -> None:
+    missing = {link for link in relative_links(page) if not (page.parent / link).exists()}
+    assert not missing
