@@ -410,10 +410,10 @@ def finished_run(
         assert release_status == 0, release.output()
 {%- endif %}
         web = start("web")
-        web.wait_until_serving()
 {%- if cookiecutter.worker != "none" %}
         worker = start("worker")
 {%- endif %}
+        web.wait_until_serving()
         health = httpx.get(f"{web.url}/healthz", headers={"X-Request-ID": "factors"}).json()
 {%- if cookiecutter.database != "none" %}
         for item in ITEMS:
@@ -476,9 +476,8 @@ def test_v_release_id_is_in_healthz_and_on_every_log_line(finished_run: Finished
         ({"SOURCE_VERSION": "2f9c1e7"}, "2f9c1e7"),
         ({"K_REVISION": "svc-00042-xoz", "GIT_COMMIT": "later"}, "svc-00042-xoz"),
         ({"SOURCE_VERSION": "2f9c1e7", "RELEASE_ID": "v7"}, "v7"),
-        ({}, "dev"),
     ],
-    ids=["heroku-build", "first-platform-wins", "release-id-wins", "none"],
+    ids=["heroku-build", "first-platform-wins", "release-id-wins"],
 )
 def test_v_release_id_falls_back_to_the_platform(
     service_env: dict[str, str], tmp_path: Path, platform: dict[str, str], expected: str
