@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass{% if cookiecutter.database != "none" %}, field{% endif %}
 from functools import partial
 from importlib.metadata import packages_distributions
 from importlib.util import find_spec
@@ -360,9 +360,8 @@ class FinishedRun:
     workdir: Path
     home: Path
     health: dict[str, Any]
-    processes: dict[str, ServiceProcess] = field(default_factory=dict)
-    exit_codes: dict[str, int] = field(default_factory=dict)
-    new_log_files: set[Path] = field(default_factory=set)
+    processes: dict[str, ServiceProcess]
+    new_log_files: set[Path]
 
 
 def own_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
@@ -396,18 +395,16 @@ def finished_run(
     procfile = read_procfile()
     logs_before = log_files(PROJECT_ROOT)
     workdir.chmod(0o555)  # read-only (unless root: then the empty tree is the check)
-    started: list[ServiceProcess] = []
+    processes: dict[str, ServiceProcess] = {}
 
     def start(name: str) -> ServiceProcess:
-        process = ServiceProcess(procfile[name], env=env, cwd=workdir)
-        started.append(process)
-        return process
+        processes[name] = ServiceProcess(procfile[name], env=env, cwd=workdir)
+        return processes[name]
 
     try:
 {%- if cookiecutter.database != "none" %}
         release = start("release")
-        release_status = release.wait()
-        assert release_status == 0, release.output()
+        assert release.wait() == 0, release.output()
 {%- endif %}
         web = start("web")
 {%- if cookiecutter.worker != "none" %}
@@ -424,33 +421,20 @@ def finished_run(
 {%- if cookiecutter.worker != "none" %}
         report = httpx.post(f"{web.url}/reports").json()
         wait_for(partial(report_is_done, web.url, report["id"]), "report done")
-        worker_status = worker.stop()
+        worker.stop()
 {%- endif %}
-        web_status = web.stop()
-        run = FinishedRun(env=env, workdir=workdir, home=home, health=health)
-        run.processes = {
-{%- if cookiecutter.database != "none" %}
-            "release": release,
-{%- endif %}
-            "web": web,
-{%- if cookiecutter.worker != "none" %}
-            "worker": worker,
-{%- endif %}
-        }
-        run.exit_codes = {
-{%- if cookiecutter.database != "none" %}
-            "release": release_status,
-{%- endif %}
-            "web": web_status,
-{%- if cookiecutter.worker != "none" %}
-            "worker": worker_status,
-{%- endif %}
-        }
-        run.new_log_files = log_files(PROJECT_ROOT) - logs_before
-        yield run
+        web.stop()
+        yield FinishedRun(
+            env=env,
+            workdir=workdir,
+            home=home,
+            health=health,
+            processes=processes,
+            new_log_files=log_files(PROJECT_ROOT) - logs_before,
+        )
     finally:
         workdir.chmod(0o755)
-        for process in started:
+        for process in processes.values():
             process.kill()
 {%- if cookiecutter.worker != "none" %}
 
@@ -486,7 +470,8 @@ def test_v_release_id_falls_back_to_the_platform(
 
 
 def test_vi_processes_write_nothing_outside_the_temp_dir(finished_run: FinishedRun) -> None:
-    assert set(finished_run.exit_codes.values()) == {0}, finished_run.exit_codes
+    exit_codes = {name: p.process.returncode for name, p in finished_run.processes.items()}
+    assert set(exit_codes.values()) == {0}, exit_codes
     assert tree(finished_run.workdir) == [], "the working directory"
     assert tree(finished_run.home) == [], "the home directory"
 
