@@ -14,14 +14,14 @@ from .hooks import post_gen
 
 # The distributions each option value brings in (its libraries, not theirs).
 VALUE_DEPENDENCIES: dict[tuple[str, str], set[str]] = {
-    ("web_framework", "fastapi"): {"fastapi", "uvicorn"},
-    ("web_framework", "flask"): {"flask", "gunicorn"},
+    ("web_framework", "fastapi"): {"fastapi", "starlette", "uvicorn"},
+    ("web_framework", "flask"): {"flask", "gunicorn", "werkzeug"},
     ("database", "sqlite"): {"sqlalchemy", "alembic", "psycopg"},
     ("database", "postgresql"): {"sqlalchemy", "alembic", "psycopg"},
     ("database", "none"): set(),
     ("worker", "none"): set(),
-    ("worker", "celery"): {"celery"},
-    ("worker", "rq"): {"rq"},
+    ("worker", "celery"): {"celery", "kombu", "redis"},
+    ("worker", "rq"): {"rq", "redis"},
 }
 # Each value of every option, baked alone (the others at their defaults, a
 # worker with the default database).
@@ -90,7 +90,7 @@ def test_pyproject_declares_the_script_and_the_chosen_dependencies(
         if answers[option_name] == option_value
         for name in names
     }
-    assert {"pydantic-settings", *chosen} <= names
+    assert {"pydantic", "pydantic-settings", *chosen} <= names
     assert not (set().union(*VALUE_DEPENDENCIES.values()) - chosen) & names
 
 

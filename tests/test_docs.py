@@ -1,13 +1,15 @@
-"""The README's options table and the options reference cover cookiecutter.json exactly."""
+"""The docs match the template: options tables, the reference, the factor table's tests."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .conftest import COOKIECUTTER_JSON, TEMPLATE
+from .conftest import COOKIECUTTER_JSON, DATABASES, FRAMEWORKS, TEMPLATE
 from .hooks import pre_gen
 
 QUESTIONS = {key for key in COOKIECUTTER_JSON if not key.startswith("_")}
@@ -63,3 +65,53 @@ def test_docs_index_links_every_page() -> None:
 def test_relative_links_resolve(page: Path) -> None:
     missing = {link for link in relative_links(page) if not (page.parent / link).exists()}
     assert not missing
+
+
+# Every accepted web_framework x database x worker combination.
+STACKS = [
+    {"web_framework": framework, "database": database, "worker": worker}
+    for framework in FRAMEWORKS
+    for database in DATABASES
+    for worker in COOKIECUTTER_JSON["worker"]
+    if not (worker != "none" and database == "none")
+]
+# `tests/test_x.py` or `tests/test_x.py::test_name`, in backticks.
+TEST_REFERENCE = re.compile(r"`(tests/test_\w+\.py)(?:::(test_\w+))?`")
+
+
+def factor_table_tests(readme: str) -> dict[str, list[tuple[str, str | None]]]:
+    """The generated README's factor table: factor -> the (file, test) its last column names."""
+    section = readme.split("## The twelve factors", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if re.match(r"^\| [IVX]+\. ", line)]
+    return {row.split("|")[1].strip(): TEST_REFERENCE.findall(row.split("|")[4]) for row in rows}
+
+
+def defined_tests(path: Path) -> set[str]:
+    return {
+        node.name
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+    }
+
+
+@pytest.mark.parametrize("stack", STACKS, ids=lambda stack: "-".join(stack.values()))
+def test_generated_readme_names_tests_that_exist(cookies: Any, stack: dict[str, str]) -> None:
+    result = cookies.bake(extra_context=stack)
+    assert result.exit_code == 0, result.exception
+    project = result.project_path
+    table = factor_table_tests((project / "README.md").read_text())
+    assert len(table) == 12
+    for factor, tests in table.items():
+        assert tests, f"{factor} names no test"
+        for file, name in tests:
+            assert (project / file).is_file(), f"{factor}: {file}"
+            if name:
+                assert name in defined_tests(project / file), f"{factor}: {file}::{name}"
+    # Each factor but IX (tests/test_disposability.py) has its contract test.
+    contract = {
+        factor
+        for factor, tests in table.items()
+        for file, _ in tests
+        if file.endswith("test_factors.py")
+    }
+    assert set(table) - contract == {"IX. Disposability"}

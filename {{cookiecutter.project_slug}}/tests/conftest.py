@@ -47,12 +47,13 @@ from sqlalchemy import create_engine, text
 from {{ cookiecutter.package_name }} import db
 {% endif -%}
 from {{ cookiecutter.package_name }}.app import {% if cookiecutter.web_framework == "flask" %}close_app, {% endif %}create_app
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import RELEASE_FALLBACKS, Settings
 
 from .processes import ServiceProcess, StartService
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SETTING_NAMES = [name.upper() for name in Settings.model_fields]
+# The service's variables, and the platforms' ones it reads for its release.
+SETTING_NAMES = [name.upper() for name in Settings.model_fields] + list(RELEASE_FALLBACKS)
 
 
 def require_backing_service(variable: str) -> str:
@@ -87,12 +88,17 @@ def unused_port() -> int:
     return free_port()
 
 
-@pytest.fixture
-def procfile() -> dict[str, str]:
+def read_procfile() -> dict[str, str]:
     """Process types of the Procfile: name -> command."""
     lines = (PROJECT_ROOT / "Procfile").read_text().splitlines()
     pairs = (line.split(":", 1) for line in lines if line.strip() and not line.startswith("#"))
     return {name.strip(): command.strip() for name, command in pairs}
+
+
+@pytest.fixture
+def procfile() -> dict[str, str]:
+    """Process types of the Procfile: name -> command."""
+    return read_procfile()
 {%- if cookiecutter.database != "none" %}
 
 
@@ -114,8 +120,7 @@ def create_throwaway_database(server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture
-def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def fresh_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh database with no tables, on the production engine where one is given."""
     server_url = os.environ.get("TEST_DATABASE_URL")
 {%- if cookiecutter.database == "sqlite" %}
@@ -127,6 +132,12 @@ def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         server_url = require_backing_service("TEST_DATABASE_URL")
 {%- endif %}
     yield from create_throwaway_database(server_url)
+
+
+@pytest.fixture
+def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database with no tables, on the production engine where one is given."""
+    yield from fresh_database(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -156,15 +167,20 @@ def redis_url(settings: Settings) -> Iterator[str]:
     """The Redis named by TEST_REDIS_URL, for tests that need the broker; cleaned up after."""
     url = require_backing_service("TEST_REDIS_URL")
     yield url
+    clean_queue(url, settings.worker_queue)
+
+
+def clean_queue(url: str, queue: str) -> None:
+    """Delete what a test's queue left in Redis."""
     with Redis.from_url(url) as redis:
 {%- if cookiecutter.worker == "rq" %}
-        Queue(settings.worker_queue, connection=redis).delete(delete_jobs=True)
+        Queue(queue, connection=redis).delete(delete_jobs=True)
         # The test's workers are gone, SIGKILLed ones too: unregister them.
-        if workers := redis.smembers(f"rq:workers:{settings.worker_queue}"):
+        if workers := redis.smembers(f"rq:workers:{queue}"):
             redis.srem("rq:workers", *workers)
 {%- endif %}
         # Every other key the test's queue left has the queue's name in it.
-        keys = list(redis.scan_iter(match=f"*{settings.worker_queue}*"))
+        keys = list(redis.scan_iter(match=f"*{queue}*"))
         if keys:
             redis.delete(*keys)
 
@@ -223,6 +239,11 @@ def client(settings: Settings) -> Iterator[httpx.Client]:
 @pytest.fixture
 def service_env(settings: Settings) -> dict[str, str]:
     """The environment of a service process: these tests' settings on a free port."""
+    return service_environment(settings)
+
+
+def service_environment(settings: Settings) -> dict[str, str]:
+    """The environment of a service process: `settings` on a free port."""
     env = {key: value for key, value in os.environ.items() if key not in SETTING_NAMES}
     # The console script lives beside the interpreter running the tests.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

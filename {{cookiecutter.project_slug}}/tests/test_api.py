@@ -32,7 +32,7 @@ from .conftest import {% if cookiecutter.web_framework == "fastapi" %}app_client
 def test_healthz_answers_ok(client: httpx.Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "release": "dev"}
 
 
 {% if cookiecutter.worker != "none" -%}

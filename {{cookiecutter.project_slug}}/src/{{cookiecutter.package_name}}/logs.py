@@ -1,7 +1,7 @@
 """Logs (factor XI): every event is one line on stdout, routed by the platform.
 
-Each line is a JSON object with `timestamp`, `level`, `logger` and `event`,
-plus the request id while a request is served and any `extra=` fields; with
+Each line is a JSON object with `timestamp`, `level`, `logger`, `event` and
+`release` (RELEASE_ID), plus the request id while a request is served and any `extra=` fields; with
 LOG_FORMAT=console the same fields are printed as readable text. The same
 configuration is applied in every process: web workers, admin commands, tests.
 """
@@ -30,7 +30,7 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, No
 }
 
 
-def event_fields(record: logging.LogRecord) -> dict[str, Any]:
+def event_fields(record: logging.LogRecord, release: str | None = None) -> dict[str, Any]:
     """The fields of one log line, in the order they are written."""
     fields: dict[str, Any] = {
         "timestamp": datetime.fromtimestamp(record.created, UTC)
@@ -40,6 +40,8 @@ def event_fields(record: logging.LogRecord) -> dict[str, Any]:
         "logger": record.name,
         "event": record.getMessage(),
     }
+    if release is not None:
+        fields["release"] = release
     current_request = request_id.get()
     if current_request is not None:
         fields["request_id"] = current_request
@@ -52,18 +54,26 @@ def event_fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
-class JsonFormatter(logging.Formatter):
+class EventFormatter(logging.Formatter):
+    """A formatter of `event_fields`, stamping each line with the process's release."""
+
+    def __init__(self, release: str | None = None) -> None:
+        super().__init__()
+        self.release = release
+
+
+class JsonFormatter(EventFormatter):
     """One JSON object per line; values JSON cannot hold are written as strings."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(event_fields(record), default=str, ensure_ascii=False)
+        return json.dumps(event_fields(record, self.release), default=str, ensure_ascii=False)
 
 
-class ConsoleFormatter(logging.Formatter):
+class ConsoleFormatter(EventFormatter):
     """`12:00:00.000 INFO     logger: event key=value` for a developer's terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = event_fields(record)
+        fields = event_fields(record, self.release)
         exception = fields.pop("exception", None)
         line = "{time} {level:<8} {logger}: {event}".format(
             time=fields.pop("timestamp")[11:23],
@@ -88,8 +98,9 @@ def logging_config(settings: Settings) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "json": {"()": JsonFormatter},
-            "console": {"()": ConsoleFormatter},
+            # Every process's formatter stamps its lines with the release it runs.
+            "json": {"()": JsonFormatter, "release": settings.release_id},
+            "console": {"()": ConsoleFormatter, "release": settings.release_id},
         },
         "handlers": {
             "stdout": {

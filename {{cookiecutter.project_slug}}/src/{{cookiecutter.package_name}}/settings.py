@@ -7,6 +7,7 @@ ones, unprefixed, so Heroku-style platforms and Kubernetes can set them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Literal
 from urllib.parse import {% if cookiecutter.database != "none" %}SplitResult, {% endif %}unquote, urlsplit, urlunsplit
@@ -22,6 +23,16 @@ DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 {%- if cookiecutter.worker != "none" %}
 REDIS_SCHEMES = ("redis", "rediss")
 {%- endif %}
+# Where platforms put the deployed version, read when RELEASE_ID is empty; first set wins.
+RELEASE_FALLBACKS = (
+    "SOURCE_VERSION",  # Heroku (build), Scalingo
+    "HEROKU_RELEASE_VERSION",  # Heroku dyno metadata: v42
+    "K_REVISION",  # Cloud Run, Knative
+    "FLY_MACHINE_VERSION",  # Fly.io
+    "RENDER_GIT_COMMIT",  # Render
+    "GIT_COMMIT",  # CI servers; any build setting it
+)
+DEFAULT_RELEASE = "dev"
 
 
 class Settings(BaseSettings):
@@ -46,6 +57,17 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field(
         "json",
         description="json: one JSON object per line; console: readable lines for a terminal.",
+    )
+    release_id: str = Field(
+        "",
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:/@+-]*$",
+        validate_default=True,
+        description=(
+            "Release on every log line and in /healthz; empty: the first set of "
+            + ", ".join(RELEASE_FALLBACKS)
+            + f", else {DEFAULT_RELEASE}."
+        ),
     )
 {%- if cookiecutter.web_framework == "fastapi" %}
     api_docs: bool = Field(
@@ -110,6 +132,11 @@ class Settings(BaseSettings):
     )
 {%- endif %}
 
+    @field_validator("release_id")
+    @classmethod
+    def _release_from_platform(cls, value: str) -> str:
+        return value or platform_release()
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_in_capitals(cls, value: object) -> object:
@@ -150,6 +177,14 @@ def checked_url(value: SecretStr, schemes: tuple[str, ...]) -> SplitResult:
         raise ValueError("invalid port (percent-encode / # ? @ in the password)") from None
     return url
 {%- endif %}
+
+
+def platform_release() -> str:
+    """The release the platform names in its own variable, else `dev`."""
+    for name in RELEASE_FALLBACKS:
+        if value := os.environ.get(name, "").strip():
+            return value
+    return DEFAULT_RELEASE
 
 
 class ConfigError(Exception):
