@@ -20,6 +20,7 @@ from contextlib import contextmanager
 import pytest
 
 from .processes import COLD_START, StartService
+from .test_processes import APP_STOPPED
 
 CLIENTS = 24
 GRACEFUL_TIMEOUT = 10
@@ -104,7 +105,7 @@ def test_sigterm_under_load_loses_no_accepted_request(
         "WEB_CONCURRENCY": str(workers),
     }
     web = start_service(procfile["web"], env)
-    web.wait_until_serving()
+    web.wait_until_serving(timeout=60)  # two workers starting on a busy machine
     record_property(COLD_START, web.cold_start)
     with steady_load(web.port) as outcomes:
         answered_before = outcomes.count(ANSWERED)
@@ -116,3 +117,6 @@ def test_sigterm_under_load_loses_no_accepted_request(
     assert answered_before >= STEADY_LOAD, tally
     assert returncode == 0, web.output()
     assert set(tally) <= {ANSWERED, REFUSED}, tally
+    # Each worker closed its pools and its log lines got out, though it skips the teardown.
+    events = [event["event"] for event in web.json_lines()]
+    assert events.count(APP_STOPPED) == workers, web.output()
