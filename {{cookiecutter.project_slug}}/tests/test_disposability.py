@@ -24,7 +24,7 @@ from .test_processes import APP_STOPPED
 
 CLIENTS = 24
 GRACEFUL_TIMEOUT = 10
-# Beyond the grace period: interpreter teardown on a loaded machine.
+# Beyond the grace period: for a machine busy with other test runs.
 EXIT_MARGIN = 10
 # Answered requests before the signal: the load is steady by then.
 STEADY_LOAD = 300

@@ -2,10 +2,10 @@
 
 Closing a listening socket resets the connections the kernel has completed
 but the server has not accepted yet: their clients saw the connection accepted
-and lose the request. So a stopping server first makes its listening sockets
-ignore new connection requests (a client whose SYN goes unanswered retries,
-then sees its connection refused once the socket is closed), keeps accepting
-and answering until the backlog is empty, and only then closes them.
+and lose the request. So on a full stop the server first makes its listening
+sockets ignore new connection requests (a client whose SYN goes unanswered
+retries, then sees its connection refused once the socket is closed), keeps
+accepting and answering until the backlog is empty, and only then closes them.
 
 Both steps need Linux. Elsewhere they do nothing: the server stops as before.
 """
