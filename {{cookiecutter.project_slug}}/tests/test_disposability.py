@@ -109,9 +109,11 @@ def test_sigterm_under_load_loses_no_accepted_request(
     record_property(COLD_START, web.cold_start)
     with steady_load(web.port) as outcomes:
         answered_before = outcomes.count(ANSWERED)
+        signalled = time.monotonic()
         web.process.send_signal(signal.SIGTERM)
         # Load goes on until the process is gone: every request meanwhile counts.
         returncode = web.wait(timeout=GRACEFUL_TIMEOUT + EXIT_MARGIN)
+        record_property("stop_seconds", time.monotonic() - signalled)
     tally = Counter(outcomes)
     record_property("outcomes", dict(tally))
     assert answered_before >= STEADY_LOAD, tally
