@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import socket
+import statistics
 import sys
 {%- if cookiecutter.database != "none" %}
 import uuid
 {%- endif %}
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 {%- if cookiecutter.worker != "none" %}
@@ -49,7 +50,7 @@ from {{ cookiecutter.package_name }} import db
 from {{ cookiecutter.package_name }}.app import {% if cookiecutter.web_framework == "flask" %}close_app, {% endif %}create_app
 from {{ cookiecutter.package_name }}.settings import RELEASE_FALLBACKS, Settings
 
-from .processes import ServiceProcess, StartService
+from .processes import COLD_START, ServiceProcess, StartService
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The service's variables, and the platforms' ones it reads for its release.
@@ -278,8 +279,28 @@ def web(
     procfile: dict[str, str],
     start_service: StartService,
     service_env: dict[str, str],
+    record_property: Callable[[str, object], None],
 ) -> ServiceProcess:
     """The Procfile's `web` process, serving."""
     process = start_service(procfile["web"], service_env)
     process.wait_until_serving()
+    record_property(COLD_START, process.cold_start)
     return process
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Report how long web processes took from their start to the first 200 on /healthz."""
+    seconds = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in report.user_properties
+        if name == COLD_START
+    ]
+    if seconds:
+        terminalreporter.write_sep("-", "cold start: process start to first 200 on /healthz")
+        terminalreporter.write_line(
+            f"{len(seconds)} starts: median {statistics.median(seconds):.3f} s, "
+            f"min {min(seconds):.3f} s, max {max(seconds):.3f} s"
+        )

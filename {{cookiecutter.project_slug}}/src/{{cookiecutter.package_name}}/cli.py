@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import metadata
+from typing import NoReturn
 
 from . import logs
 from .settings import ConfigError, Settings, dotenv_example, effective_config, load_settings
@@ -24,11 +26,29 @@ logger = logging.getLogger(__name__)
 Command = Callable[[Settings], int]
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings) -> NoReturn:
     from .server import serve as run_server
 
-    run_server(settings)
-    return 0
+    try:
+        run_server(settings)
+    except SystemExit as stop:  # how the server, and each gunicorn worker, ends its process
+        exit_at_once(stop.code)
+    exit_at_once(0)
+
+
+def exit_at_once(code: str | int | None) -> NoReturn:
+    """End a web process that has stopped: its requests are answered, its pools closed.
+
+    Only the logs are left to flush. The interpreter's teardown (finalising
+    every module loaded) has nothing to release, yet adds 0.1-0.3 s to each
+    stop, seconds on a busy machine.
+    """
+    if isinstance(code, str):  # a message to print: leave it to the interpreter
+        raise SystemExit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 {%- if cookiecutter.database != "none" %}
 
 

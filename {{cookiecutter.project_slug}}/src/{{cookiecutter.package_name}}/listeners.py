@@ -1,0 +1,67 @@
+"""Disposability (IX): a stopping web process hands over its listen backlog.
+
+Closing a listening socket resets the connections the kernel has completed
+but the server has not accepted yet: their clients saw the connection accepted
+and lose the request. So on a full stop the server first makes its listening
+sockets ignore new connection requests (a client whose SYN goes unanswered
+retries, then sees its connection refused once the socket is closed), keeps
+accepting and answering until the backlog is empty, and only then closes them.
+
+Both steps need Linux. Elsewhere they do nothing: the server stops as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import socket
+import struct
+import sys
+from collections.abc import Iterable
+
+# Longest wait for the backlog (and uvicorn's fresh connections) before stopping anyway,
+# within GRACEFUL_TIMEOUT: it empties in milliseconds unless a client stalls.
+HANDOVER_TIMEOUT = 5.0
+SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>; the socket module does not define it
+# Classic BPF: drop pure SYNs, pass everything else, so no new connection starts while
+# handshakes under way complete and land in the backlog. Offsets count from the TCP header.
+DROP_NEW_CONNECTIONS = (
+    (0x30, 0, 0, 13),  # ldb [13]: the flags byte
+    (0x54, 0, 0, 0x12),  # and #(SYN | ACK)
+    (0x15, 0, 1, 0x02),  # jeq #SYN: drop, else pass
+    (0x06, 0, 0, 0),  # drop: ret #0
+    (0x06, 0, 0, 0xFFFFFFFF),  # pass: ret #(whole packet)
+)
+# Offset of tcpi_unacked in struct tcp_info: 8 one-byte fields, then 4 u32 fields.
+TCPI_UNACKED = 24
+
+
+def refuse_new_connections(listener: socket.socket) -> bool:
+    """Make `listener` drop new connection requests; False where this is not possible."""
+    if sys.platform != "linux":
+        return False
+    program = b"".join(struct.pack("HBBI", *instruction) for instruction in DROP_NEW_CONNECTIONS)
+    instructions = ctypes.create_string_buffer(program)  # the kernel copies it
+    sock_fprog = struct.pack("HP", len(DROP_NEW_CONNECTIONS), ctypes.addressof(instructions))
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, sock_fprog)
+    except OSError:  # not a TCP socket, or a kernel without socket filters
+        return False
+    return True
+
+
+def backlog(listeners: Iterable[socket.socket]) -> int:
+    """Connections the kernel has completed on `listeners` that wait to be accepted.
+
+    0 where this is unknown. For a listening socket, TCP_INFO's tcpi_unacked is the
+    length of its accept queue.
+    """
+    if sys.platform != "linux":
+        return 0
+    waiting = 0
+    for listener in listeners:
+        try:
+            info = listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCPI_UNACKED + 4)
+        except OSError:  # not a TCP socket
+            continue
+        waiting += struct.unpack_from("I", info, TCPI_UNACKED)[0]
+    return waiting
