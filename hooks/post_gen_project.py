@@ -29,6 +29,7 @@ DATABASE_PATHS = (
     f"{PACKAGE}/migrations",
     "tests/test_database.py",
     "tests/test_drain.py",
+    "tests/test_faults.py",
     "tests/test_items.py",
     "tests/test_migrate.py",
 )

@@ -1,9 +1,8 @@
 """Run the service's real processes, as a Procfile runner or a platform would."""
 
 from __future__ import annotations
-{% if cookiecutter.worker != "none" %}
+
 import contextlib
-{%- endif %}
 import json
 {%- if cookiecutter.worker != "none" %}
 import os
@@ -94,6 +93,10 @@ class ServiceProcess:
         self.wait()
 {%- endif %}
 
+    def children(self) -> list[int]:
+        """The pids of every process this one started (a server's worker processes)."""
+        return descendants(self.process.pid)
+
     def json_lines(self) -> list[dict[str, Any]]:
         """Every stdout line, parsed; fails on any line that is not one JSON object."""
         events = [json.loads(line) for line in self.stdout]
@@ -102,7 +105,17 @@ class ServiceProcess:
 
     def output(self) -> str:
         return "\n".join(["stdout:", *self.stdout, "stderr:", *self.stderr])
-{%- if cookiecutter.worker != "none" %}
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    """Poll until `condition` returns something truthy; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"not {what} after {timeout} s")
 
 
 def descendants(pid: int) -> list[int]:
@@ -120,7 +133,6 @@ def descendants(pid: int) -> list[int]:
         found += below
         pending += below
     return found
-{%- endif %}
 
 
 # The `start_service` fixture: start a Procfile command with an environment.

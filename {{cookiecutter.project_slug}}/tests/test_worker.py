@@ -26,7 +26,7 @@ from {{ cookiecutter.package_name }}.db import create_database_engine, engine_ur
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import app_client
-from .processes import ServiceProcess, StartService
+from .processes import ServiceProcess, StartService, wait_for
 
 ITEMS = [
     {"name": "hex bolt", "description": "M6, zinc plated"},
@@ -42,17 +42,6 @@ REDELIVERY = {"WORKER_VISIBILITY_TIMEOUT": "1"}
 # The surviving worker sweeps every second; RQ abandons a job 65 s after its heartbeat.
 REDELIVERY = {"WORKER_MAINTENANCE_INTERVAL": "1"}
 {%- endif %}
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    """Poll until `condition` returns something truthy; return it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"not {what} after {timeout} s")
 
 
 def report_status(base_url: str, report_id: int) -> dict[str, Any]:
