@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,25 @@ from {{ cookiecutter.package_name }}.db import engine_url
 
 from .conftest import free_port, process_env, skip_without_backing_service
 from .processes import ServiceProcess, StartService, wait_for
+{%- if cookiecutter.worker != "none" %}
+from .test_worker import (
+    EXPECTED_COUNTS,
+    ITEMS,
+    job_waiting_on_lock,
+    report_done,
+    report_row_locked,
+)
+{%- endif %}
 
 # Long enough for a fresh server; a hung request fails the test instead of hanging it.
 REQUEST_TIMEOUT_SECONDS = 10
+{%- if cookiecutter.worker == "celery" %}
+# What Celery logs each time it tries to reach the broker again.
+RETRY_MESSAGE = "Trying again in"
+{%- elif cookiecutter.worker == "rq" %}
+# What RQ logs each time it tries to reach Redis again.
+RETRY_MESSAGE = "Redis unavailable: retrying"
+{%- endif %}
 
 
 def postgresql_programs() -> Path | None:
@@ -252,3 +269,39 @@ def test_database_outage_is_503_and_the_service_recovers_without_a_restart(
     assert web.process.poll() is None, web.output()
     assert web.children() == processes, "a server process was restarted"
     assert web.stop() == 0, web.output()
+{%- if cookiecutter.worker != "none" %}
+
+
+def retries_logged(worker: ServiceProcess) -> int:
+    """How many times the worker has logged that it will try Redis again."""
+    return sum(RETRY_MESSAGE in line for line in worker.stdout)
+
+
+def test_queued_jobs_survive_a_redis_outage_and_the_worker_rides_it_out(
+    procfile: dict[str, str],
+    start_service: StartService,
+    env: dict[str, str],
+    private_database_url: str,
+    private_redis: PrivateRedis,
+) -> None:
+    web = released_and_serving(procfile, start_service, env)
+    for item in ITEMS:
+        assert post(web, "/items", item).status_code == 201
+    # Queued before any worker runs: the first is then held in hand, the others wait in Redis.
+    queued = [post(web, "/reports").json()["id"] for _ in range(3)]
+    with report_row_locked(private_database_url, queued[0]):
+        worker = start_service(procfile["worker"], env)
+        wait_for(lambda: job_waiting_on_lock(private_database_url), "holding the first job")
+        private_redis.kill()
+        assert post(web, "/reports").status_code == 503
+    # The job in hand finishes; then the worker waits for Redis, trying again and again.
+    wait_for(lambda: retries_logged(worker) >= 2, "retrying", timeout=60)
+    assert worker.process.poll() is None, worker.output()
+
+    private_redis.start()
+    for report_id in queued:
+        done = wait_for(partial(report_done, web.url, report_id), f"report {report_id} done", 60)
+        assert {key: done[key] for key in EXPECTED_COUNTS} == EXPECTED_COUNTS
+    assert worker.stop() == 0, worker.output()
+    worker.json_lines()  # the retries are logged as JSON, like every other line
+{%- endif %}
