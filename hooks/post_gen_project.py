@@ -39,6 +39,7 @@ DATABASE_PATHS = (
 WORKER_PATHS = (
     f"{PACKAGE}/reports.py",
     f"{PACKAGE}/migrations/versions/0002_create_reports.py",
+    f"{PACKAGE}/migrations/versions/0003_add_report_error.py",
     "tests/test_worker.py",
 )
 

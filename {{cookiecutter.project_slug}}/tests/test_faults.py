@@ -38,6 +38,7 @@ from .test_worker import (
     job_waiting_on_lock,
     report_done,
     report_row_locked,
+    report_status,
 )
 {%- endif %}
 
@@ -304,4 +305,42 @@ def test_queued_jobs_survive_a_redis_outage_and_the_worker_rides_it_out(
         assert {key: done[key] for key in EXPECTED_COUNTS} == EXPECTED_COUNTS
     assert worker.stop() == 0, worker.output()
     worker.json_lines()  # the retries are logged as JSON, like every other line
+
+
+def role_without_items(database_url: str) -> str:
+    """The URL of a new role that may write reports but not read items: a grant was missed."""
+    role = f"reporter_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(engine_url(database_url))
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE ROLE {role} LOGIN"))
+        connection.execute(text(f"GRANT SELECT, UPDATE ON reports TO {role}"))
+    engine.dispose()
+    return database_url.replace("postgres@", f"{role}@", 1)
+
+
+def report_failed(base_url: str, report_id: int) -> dict[str, Any] | None:
+    body = report_status(base_url, report_id)
+    return body if body["status"] == "failed" else None
+
+
+def test_a_job_that_fails_for_good_marks_its_report_failed(
+    procfile: dict[str, str],
+    start_service: StartService,
+    env: dict[str, str],
+    private_database_url: str,
+) -> None:
+    web = released_and_serving(procfile, start_service, env)
+    assert post(web, "/items", ITEMS[0]).status_code == 201
+    role_url = role_without_items(private_database_url)
+    worker = start_service(procfile["worker"], {**env, "DATABASE_URL": role_url})
+    report_id = post(web, "/reports").json()["id"]
+
+    failed = wait_for(partial(report_failed, web.url, report_id), "failed")
+    assert failed["error"] == "InsufficientPrivilege: permission denied for table items"
+    assert failed["item_count"] is None
+    assert failed["finished_at"] >= failed["created_at"]
+    assert worker.process.poll() is None, worker.output()
+    assert worker.stop() == 0, worker.output()
+    [event] = [event for event in worker.json_lines() if event["event"] == "report failed"]
+    assert event["report_id"] == report_id
 {%- endif %}
