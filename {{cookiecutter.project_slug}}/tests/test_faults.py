@@ -3,19 +3,26 @@
 The real processes run against private servers of these tests, in a temp
 directory on ports of their own, so that stopping them disturbs nothing else:
 a PostgreSQL (initdb, pg_ctl){% if cookiecutter.worker != "none" %} and a Redis (redis-server){% endif %}, one of each per module.
-{%- if cookiecutter.database == "sqlite" %} The service's code is the same on
-SQLite; only PostgreSQL can be stopped and started under it.{% endif %}
+{%- if cookiecutter.database == "sqlite" %}
+The service's code is the same on SQLite; only PostgreSQL can be stopped and
+started under it.
+{%- endif %}
 """
 
 from __future__ import annotations
 
 import os
+{%- if cookiecutter.worker == "celery" %}
+import re
+{%- endif %}
 import shutil
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+{%- if cookiecutter.worker != "none" %}
 from functools import partial
+{%- endif %}
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +34,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 {%- endif %}
 from sqlalchemy import create_engine, text
 
-from {{ cookiecutter.package_name }}.db import engine_url
+{%- if cookiecutter.worker != "none" %}
+from sqlalchemy.orm import Session
+{%- endif %}
+
+{% if cookiecutter.worker != "none" -%}
+from {{ cookiecutter.package_name }} import reports
+{% endif -%}
+from {{ cookiecutter.package_name }}.db import {% if cookiecutter.worker != "none" %}create_database_engine, {% endif %}engine_url
+{%- if cookiecutter.worker != "none" %}
+from {{ cookiecutter.package_name }}.settings import Settings
+{%- endif %}
 
 from .conftest import free_port, process_env, skip_without_backing_service
 from .processes import ServiceProcess, StartService, wait_for
@@ -44,13 +61,6 @@ from .test_worker import (
 
 # Long enough for a fresh server; a hung request fails the test instead of hanging it.
 REQUEST_TIMEOUT_SECONDS = 10
-{%- if cookiecutter.worker == "celery" %}
-# What Celery logs each time it tries to reach the broker again.
-RETRY_MESSAGE = "Trying again in"
-{%- elif cookiecutter.worker == "rq" %}
-# What RQ logs each time it tries to reach Redis again.
-RETRY_MESSAGE = "Redis unavailable: retrying"
-{%- endif %}
 
 
 def postgresql_programs() -> Path | None:
@@ -273,9 +283,16 @@ def test_database_outage_is_503_and_the_service_recovers_without_a_restart(
 {%- if cookiecutter.worker != "none" %}
 
 
-def retries_logged(worker: ServiceProcess) -> int:
-    """How many times the worker has logged that it will try Redis again."""
-    return sum(RETRY_MESSAGE in line for line in worker.stdout)
+def retry_delays(worker: ServiceProcess) -> list[float]:
+    """The waits the worker has logged before each new attempt to reach Redis."""
+{%- if cookiecutter.worker == "celery" %}
+    events = worker.json_lines()
+    announced = (re.search(r"Trying again in ([\d.]+) seconds", e["event"]) for e in events)
+    return [float(found[1]) for found in announced if found]
+{%- else %}
+    events = worker.json_lines()
+    return [e["retry_in_seconds"] for e in events if e["event"] == "Redis unavailable: retrying"]
+{%- endif %}
 
 
 def test_queued_jobs_survive_a_redis_outage_and_the_worker_rides_it_out(
@@ -296,7 +313,8 @@ def test_queued_jobs_survive_a_redis_outage_and_the_worker_rides_it_out(
         private_redis.kill()
         assert post(web, "/reports").status_code == 503
     # The job in hand finishes; then the worker waits for Redis, trying again and again.
-    wait_for(lambda: retries_logged(worker) >= 2, "retrying", timeout=60)
+    delays = wait_for(lambda: (found := retry_delays(worker))[1:] and found, "retrying", 60)
+    assert delays[1] > delays[0], "no backoff"
     assert worker.process.poll() is None, worker.output()
 
     private_redis.start()
@@ -304,7 +322,18 @@ def test_queued_jobs_survive_a_redis_outage_and_the_worker_rides_it_out(
         done = wait_for(partial(report_done, web.url, report_id), f"report {report_id} done", 60)
         assert {key: done[key] for key in EXPECTED_COUNTS} == EXPECTED_COUNTS
     assert worker.stop() == 0, worker.output()
-    worker.json_lines()  # the retries are logged as JSON, like every other line
+
+
+def test_a_done_report_is_not_marked_failed_afterwards(settings: Settings) -> None:
+    engine = create_database_engine(settings)
+    with Session(engine) as session:
+        report = reports.request_report(session, lambda _report_id: None)
+        reports.build_report(session, report.id)
+        reports.fail_report(session, report.id, "a late duplicate failed")
+        after = reports.get_report(session, report.id)
+    engine.dispose()
+    assert after is not None
+    assert (after.status, after.error) == ("done", None)
 
 
 def role_without_items(database_url: str) -> str:
