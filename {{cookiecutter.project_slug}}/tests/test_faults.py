@@ -64,15 +64,13 @@ REQUEST_TIMEOUT_SECONDS = 10
 
 
 def postgresql_programs() -> Path | None:
-    """The directory of initdb and pg_ctl: on PATH, or where pg_config says (Debian, Ubuntu)."""
+    """The directory of initdb and pg_ctl: on PATH, else the newest of Debian's and Ubuntu's."""
     if pg_ctl := shutil.which("pg_ctl"):
         return Path(pg_ctl).parent
-    if pg_config := shutil.which("pg_config"):
-        found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
-        bindir = Path(found.stdout.strip())
-        if (bindir / "pg_ctl").exists():
-            return bindir
-    return None
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda path: int(path.parts[-3])
+    )
+    return installed[-1].parent if installed else None
 
 
 class PrivatePostgreSQL:
