@@ -29,6 +29,7 @@ DATABASE_PATHS = (
     f"{PACKAGE}/migrations",
     "tests/test_database.py",
     "tests/test_drain.py",
+    "tests/test_faults.py",
     "tests/test_items.py",
     "tests/test_migrate.py",
 )
@@ -38,6 +39,7 @@ DATABASE_PATHS = (
 WORKER_PATHS = (
     f"{PACKAGE}/reports.py",
     f"{PACKAGE}/migrations/versions/0002_create_reports.py",
+    f"{PACKAGE}/migrations/versions/0003_add_report_error.py",
     "tests/test_worker.py",
 )
 

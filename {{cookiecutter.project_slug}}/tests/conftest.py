@@ -23,9 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-{%- if cookiecutter.worker != "none" %}
-from typing import Any
-{%- endif %}
+from typing import {% if cookiecutter.worker != "none" %}Any, {% endif %}NoReturn
 
 import httpx2 as httpx
 import pytest
@@ -60,9 +58,13 @@ SETTING_NAMES = [name.upper() for name in Settings.model_fields] + list(RELEASE_
 def require_backing_service(variable: str) -> str:
     """The URL in `variable`; without it, skip (or fail under REQUIRE_BACKING_SERVICES=1)."""
     url = os.environ.get(variable)
-    if url:
-        return url
-    reason = f"{variable} is not set: these tests need a real server"
+    if not url:
+        skip_without_backing_service(f"{variable} is not set: these tests need a real server")
+    return url
+
+
+def skip_without_backing_service(reason: str) -> NoReturn:
+    """Skip for `reason`; under REQUIRE_BACKING_SERVICES=1 (as in CI), fail instead."""
     if os.environ.get("REQUIRE_BACKING_SERVICES") == "1":
         pytest.fail(f"{reason} (REQUIRE_BACKING_SERVICES=1)")
     pytest.skip(reason)
@@ -237,6 +239,15 @@ def client(settings: Settings) -> Iterator[httpx.Client]:
         yield test_client
 
 
+def process_env() -> dict[str, str]:
+    """The environment of a service process: none of the service's settings, a free PORT."""
+    env = {key: value for key, value in os.environ.items() if key not in SETTING_NAMES}
+    # The console script lives beside the interpreter running the tests.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PORT"] = str(free_port())
+    return env
+
+
 @pytest.fixture
 def service_env(settings: Settings) -> dict[str, str]:
     """The environment of a service process: these tests' settings on a free port."""
@@ -245,10 +256,7 @@ def service_env(settings: Settings) -> dict[str, str]:
 
 def service_environment(settings: Settings) -> dict[str, str]:
     """The environment of a service process: `settings` on a free port."""
-    env = {key: value for key, value in os.environ.items() if key not in SETTING_NAMES}
-    # The console script lives beside the interpreter running the tests.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PORT"] = str(free_port())
+    env = process_env()
 {%- if cookiecutter.database != "none" %}
     env["DATABASE_URL"] = settings.database_url.get_secret_value()
 {%- endif %}

@@ -100,6 +100,10 @@ class ServiceProcess:
         self.wait()
 {%- endif %}
 
+    def children(self) -> list[int]:
+        """The pids of every process this one started (a server's worker processes)."""
+        return descendants(self.process.pid)
+
     def json_lines(self) -> list[dict[str, Any]]:
         """Every stdout line, parsed; fails on any line that is not one JSON object."""
         events = [json.loads(line) for line in self.stdout]

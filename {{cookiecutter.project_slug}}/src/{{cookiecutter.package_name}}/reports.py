@@ -4,6 +4,7 @@ The web process stores a queued report and enqueues `build_report`; the
 worker process counts the items and marks the report done. The job is
 idempotent (a done report is left as it is, an unfinished one is simply
 built again), so a job delivered twice, e.g. after its worker died, is safe.
+A job that fails for good, its retries spent, marks its report failed.
 Replace it with your own jobs.
 """
 
@@ -16,15 +17,19 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from sqlalchemy import DateTime, String, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base, create_database_engine
 from .items import Item
+from .logs import describe_exception
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Status = Literal["queued", "running", "done"]
+Status = Literal["queued", "running", "done", "failed"]
+# A failed report keeps one line on why: the error's type and first line, no SQL.
+ERROR_MAX_LENGTH = 200
 
 
 class Report(Base):
@@ -36,6 +41,7 @@ class Report(Base):
     word_count: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(String(ERROR_MAX_LENGTH))
 
 
 def _in_utc(value: datetime | None) -> datetime | None:
@@ -44,7 +50,7 @@ def _in_utc(value: datetime | None) -> datetime | None:
 
 
 class ReportRead(BaseModel):
-    """A report as the API returns it; the counts are null until it is done."""
+    """A report as the API returns it: its counts once done, its error once failed."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -54,6 +60,7 @@ class ReportRead(BaseModel):
     word_count: int | None
     created_at: Annotated[datetime, AfterValidator(_in_utc)]
     finished_at: Annotated[datetime | None, AfterValidator(_in_utc)]
+    error: str | None
 
 
 def request_report(session: Session, enqueue: Callable[[int], None]) -> ReportRead:
@@ -115,5 +122,32 @@ def run_build_report(settings: Settings, report_id: int) -> None:
     try:
         with Session(engine) as session:
             build_report(session, report_id)
+    finally:
+        engine.dispose()
+
+
+def fail_report(session: Session, report_id: int, error: str) -> None:
+    """Mark the report failed for good, with why; a done report stays done."""
+    session.execute(
+        update(Report)
+        .where(Report.id == report_id, Report.status != "done")
+        .values(status="failed", error=error[:ERROR_MAX_LENGTH], finished_at=datetime.now(UTC))
+    )
+    session.commit()
+
+
+def run_fail_report(settings: Settings, report_id: int, exc: BaseException) -> None:
+    """The queue's failure hook, for a job out of retries: record the failure on the report."""
+    error = describe_exception(exc)
+    logger.error("report failed", extra={"report_id": report_id, "error": error})
+    engine = create_database_engine(settings)
+    try:
+        with Session(engine) as session:
+            fail_report(session, report_id, error)
+    except SQLAlchemyError as db_error:  # e.g. the outage that failed the job: the log must do
+        logger.error(
+            "report not marked failed",
+            extra={"report_id": report_id, "error": describe_exception(db_error)},
+        )
     finally:
         engine.dispose()
