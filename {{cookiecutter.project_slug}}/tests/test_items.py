@@ -119,10 +119,16 @@ def test_non_json_content_type_names_the_one_allowed(client: httpx.Client) -> No
 
 
 def test_real_server_answers_every_bad_request_with_a_json_4xx(web: ServiceProcess) -> None:
+    """Through the real server too, and a body of exactly the limit is still taken."""
     for content_type, body, streamed, status in BAD_REQUESTS.values():
         # A connection each: after a 413 the rest of the body is unread, and gunicorn drops
         # a kept-alive connection that still has some.
         with httpx.Client(base_url=web.url) as client:
             response = post_item(client, "/items", content_type, body, streamed)
         assert_clear_json_error(response, status)
+    at_the_limit = b'{"name": "x"}'.ljust(MAX_BODY_BYTES)
+    for streamed in (False, True):
+        with httpx.Client(base_url=web.url) as client:
+            response = post_item(client, "/items", "application/json", at_the_limit, streamed)
+        assert response.status_code == 201, response.text
     assert all(event["status"] < 500 for event in web.json_lines() if "status" in event)
