@@ -112,13 +112,25 @@ def test_api_docs_turns_on_the_docs_and_schema(settings: Settings) -> None:
 {%- else %}
 
 
-def test_debug_mode_is_off(settings: Settings) -> None:
+def test_flask_debug_cannot_turn_debug_mode_on(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FLASK_DEBUG left in the environment must not bring debug pages or raw errors."""
+    monkeypatch.setenv("FLASK_DEBUG", "1")
     app = create_app(settings)
+
+    @app.get("/fails")
+    def fails() -> str:
+        raise RuntimeError("boom")
+
     try:
         assert app.debug is False
-        assert app.config["PROPAGATE_EXCEPTIONS"] is not True
+        with wsgi_client(app) as client:
+            response = client.get("/fails")
     finally:
         close_app(app)
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal Server Error"}
 {%- endif %}
 
 
