@@ -19,10 +19,12 @@ from typing import Any
 
 import pytest
 import yaml
+from detect_secrets import SecretsCollection
+from detect_secrets.settings import default_settings, get_filters
 
 from .conftest import DEFAULT_ANSWERS, RUFF, UNRENDERED, option_values, run
 from .hooks import post_gen, pre_gen
-from .validators import VALIDATORS, files_for, validate
+from .validators import VALIDATORS, distinct, files_for, validate
 
 MATRIX_OPTIONS = ("web_framework", "database", "worker", "use_docker", "use_kubernetes", "ci")
 # Top-level modules that only a given option value may import.
@@ -234,3 +236,52 @@ def test_each_validator_rejects_a_file_with_one_mistake(
     broken.write_text(source.read_text().replace(right, wrong))
     with pytest.raises(AssertionError, match=validator):
         validate(validator, [broken])
+
+
+# Values the template writes on purpose that only look like credentials; any other is a finding.
+PLACEHOLDER_SECRETS = {
+    "s3cret-pw": "the generated tests' sentinel, checked never to be echoed",
+    "password": "documentation of a URL's shape: postgresql://user:password@host/db",
+    "change-me": "the Kubernetes secret example, to be replaced before use",
+    "postgres": "the CI job's throwaway PostgreSQL service container",
+}
+
+
+def secrets_in(files: list[Path]) -> dict[str, list[str]]:
+    """detect-secrets' findings with all its plugins: file -> the kinds of secret."""
+    found: dict[str, list[str]] = {}
+    with default_settings() as settings:
+        # Added to the default filters (configure_filters would replace some of them).
+        settings.filters["detect_secrets.filters.regex.should_exclude_secret"] = {
+            "pattern": [f"^{re.escape(value)}$" for value in PLACEHOLDER_SECRETS]
+        }
+        get_filters.cache_clear()
+        collection = SecretsCollection()
+        for path in files:
+            collection.scan_file(str(path))
+    for filename, secret in collection:
+        found.setdefault(filename, []).append(secret.type)
+    return found
+
+
+def test_no_baked_file_holds_a_secret(projects: dict[str, Path]) -> None:
+    """Every file of every bake is what a project commits; `.env` is never among them."""
+    assert [name for name, project in projects.items() if (project / ".env").exists()] == []
+    files = distinct(path for project in projects.values() for path in project_paths(project))
+    assert secrets_in(files) == {}
+
+
+def test_secret_scan_finds_a_password_put_in_a_baked_file(
+    projects: dict[str, Path], tmp_path: Path
+) -> None:
+    """The scan is not vacuous: a real-looking password in a baked .env.example is found."""
+    source = next(
+        project / ".env.example"
+        for project in projects.values()
+        if "redis://localhost" in (project / ".env.example").read_text()
+    )
+    planted = tmp_path / ".env.example"
+    planted.write_text(
+        source.read_text().replace("redis://localhost", "redis://default:Wq8-unlisted@localhost")
+    )
+    assert secrets_in([planted]) == {str(planted): ["Basic Auth Credentials"]}

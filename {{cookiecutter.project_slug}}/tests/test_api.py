@@ -10,20 +10,21 @@ from collections.abc import Iterator
 
 import httpx2 as httpx
 import pytest
-{%- if cookiecutter.web_framework == "flask" %}
+{%- if cookiecutter.web_framework == "fastapi" %}
+from fastapi import FastAPI, Request, Response
+from fastapi.testclient import TestClient
+{%- else %}
 from flask import Flask, request
 {%- endif %}
 
-{% if cookiecutter.web_framework == "fastapi" -%}
-from {{ cookiecutter.package_name }}.app import access_logger
-{%- else -%}
 from {{ cookiecutter.package_name }}.app import (
     MAX_BODY_BYTES,
     access_logger,
+{%- if cookiecutter.web_framework == "flask" %}
     close_app,
+{%- endif %}
     create_app,
 )
-{%- endif %}
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import {% if cookiecutter.web_framework == "fastapi" %}app_client{% else %}wsgi_client{% endif %}
@@ -90,18 +91,59 @@ def test_errors_are_json(
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {"detail": detail}
+
+
+# Interactive docs, the schema and debug pages: each a way in for an attacker, off by default.
+DOCS_PATHS = ["/docs", "/redoc", "/openapi.json"]
+
+
+@pytest.mark.parametrize("path", DOCS_PATHS)
+def test_docs_and_schema_are_off_by_default(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}
 {%- if cookiecutter.web_framework == "fastapi" %}
 
 
-def test_api_docs_are_off_unless_enabled(client: httpx.Client, settings: Settings) -> None:
-    assert client.get("/docs").status_code == 404
-    assert client.get("/openapi.json").status_code == 404
+def test_api_docs_turns_on_the_docs_and_schema(settings: Settings) -> None:
     with app_client(settings.model_copy(update={"api_docs": True})) as enabled:
         assert enabled.get("/docs").status_code == 200
-        assert enabled.get("/openapi.json").status_code == 200
+        assert enabled.get("/openapi.json").json()["info"]["title"]
 {%- else %}
 
 
+def test_flask_debug_cannot_turn_debug_mode_on(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FLASK_DEBUG left in the environment must not bring debug pages or raw errors."""
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    app = create_app(settings)
+
+    @app.get("/fails")
+    def fails() -> str:
+        raise RuntimeError("boom")
+
+    try:
+        assert app.debug is False
+        with wsgi_client(app) as client:
+            response = client.get("/fails")
+    finally:
+        close_app(app)
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal Server Error"}
+{%- endif %}
+
+
+{% if cookiecutter.web_framework == "fastapi" -%}
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    """The app, for tests that give it a route of their own."""
+    return create_app(settings)
+
+
+def client_of(app: FastAPI) -> TestClient:
+    return TestClient(app, raise_server_exceptions=False)
+{%- else -%}
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
     """The app, for tests that give it a route of their own."""
@@ -110,28 +152,42 @@ def app(settings: Settings) -> Iterator[Flask]:
     close_app(app)
 
 
-def test_oversized_body_is_a_json_413(app: Flask) -> None:
+def client_of(app: Flask) -> httpx.Client:
+    return wsgi_client(app)
+{%- endif %}
+
+
+def test_oversized_body_is_a_json_413(app: {% if cookiecutter.web_framework == "fastapi" %}FastAPI{% else %}Flask{% endif %}) -> None:
+{%- if cookiecutter.web_framework == "fastapi" %}
+    @app.post("/echo")
+    async def echo(request: Request) -> Response:
+        return Response(await request.body())
+{%- else %}
     @app.post("/echo")
     def echo() -> bytes:
         return request.get_data()
+{%- endif %}
 
-    with wsgi_client(app) as client:
+    with client_of(app) as client:
         response = client.post("/echo", content=b"x" * (MAX_BODY_BYTES + 1))
+        assert client.post("/echo", content=b"x" * MAX_BODY_BYTES).status_code == 200
     assert response.status_code == 413
-    assert response.json() == {"detail": "Request Entity Too Large"}
+    assert response.json() == {"detail": "{% if cookiecutter.web_framework == "fastapi" %}Content Too Large{% else %}Request Entity Too Large{% endif %}"}
+    assert response.headers["x-request-id"]
 
 
 def test_unexpected_error_is_a_json_500_and_a_logged_traceback(
-    app: Flask, caplog: pytest.LogCaptureFixture
+    app: {% if cookiecutter.web_framework == "fastapi" %}FastAPI{% else %}Flask{% endif %}, caplog: pytest.LogCaptureFixture
 ) -> None:
     @app.get("/fails")
     def fails() -> str:
-        raise RuntimeError("boom")
+        raise RuntimeError("s3cret boom")
 
-    with wsgi_client(app) as client:
-        response = client.get("/fails")
+    with client_of(app) as client:
+        response = client.get("/fails", headers={"X-Request-ID": "req-500"})
     assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
     assert response.json() == {"detail": "Internal Server Error"}
-    logged = [record.exc_info[1] for record in caplog.records if record.exc_info]
-    assert [str(error) for error in logged] == ["boom"]
-{%- endif %}
+    assert response.headers["x-request-id"] == "req-500"
+    logged = [record for record in caplog.records if record.exc_info]
+    assert [str(record.exc_info[1]) for record in logged if record.exc_info] == ["s3cret boom"]

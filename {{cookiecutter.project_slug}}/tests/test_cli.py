@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.cli import EXIT_CONFIG, main
+from {{ cookiecutter.package_name }}.cli import COMMANDS, EXIT_CONFIG, main
+
+from .test_settings import BAD_VALUES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "{{ cookiecutter.project_slug }}"
@@ -59,6 +62,28 @@ def test_bad_config_exits_non_zero_with_one_line_per_variable(service_env: dict[
     assert all(line.startswith("config error: ") for line in lines)
     assert "Traceback" not in result.stderr
     assert "s3cret-pw" not in result.stderr
+
+
+# Each bad value through a real process, the service's commands taken in turn.
+SERVICE_COMMANDS = [name for name in COMMANDS if name != "check-config"]
+BAD_VALUE_RUNS = [
+    pytest.param(command, *case, id=f"{command}-{key}")
+    for command, (key, case) in zip(
+        itertools.cycle(SERVICE_COMMANDS), BAD_VALUES.items(), strict=False
+    )
+]
+
+
+@pytest.mark.parametrize(("command", "name", "value", "line"), BAD_VALUE_RUNS)
+def test_bad_value_stops_the_process_with_its_line(
+    service_env: dict[str, str], command: str, name: str, value: str, line: str
+) -> None:
+    result = run(command, env={**service_env, name: value})
+    assert result.returncode == EXIT_CONFIG, result.stdout + result.stderr
+    assert result.stdout == ""
+    [error] = result.stderr.splitlines()
+    assert error.startswith(f"config error: {line}")
+    assert "s3cret-pw" not in error
 
 
 def test_env_example_command_writes_the_committed_file(capsys: pytest.CaptureFixture[str]) -> None:

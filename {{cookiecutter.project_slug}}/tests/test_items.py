@@ -7,6 +7,10 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from {{ cookiecutter.package_name }}.app import MAX_BODY_BYTES, NOT_JSON
+
+from .processes import ServiceProcess
+
 
 def test_created_item_can_be_read_back(client: httpx.Client) -> None:
     created = client.post("/items", json={"name": "  widget ", "description": "a part"})
@@ -64,3 +68,67 @@ def test_malformed_json_is_422(client: httpx.Client, raw: bytes) -> None:
 @pytest.mark.parametrize("item_id", ["0", "-1", "abc", "2147483648", "1e3"])
 def test_impossible_id_is_422(client: httpx.Client, item_id: str) -> None:
     assert client.get(f"/items/{item_id}").status_code == 422
+
+
+# id -> (Content-Type, body, sent in chunks without a Content-Length, status)
+BAD_REQUESTS: dict[str, tuple[str | None, bytes, bool, int]] = {
+    "malformed-json": ("application/json", b"{not json", False, 422),
+    "wrong-type": ("application/json", b'{"name": ["x"]}', False, 422),
+    # FastAPI refuses such a body before parsing it as JSON; Flask's parser finds it invalid.
+    "invalid-utf8": ("application/json", b'{"name": "\xc3("}', False, {% if cookiecutter.web_framework == "fastapi" %}400{% else %}422{% endif %}),
+    "text-plain": ("text/plain", b'{"name": "x"}', False, 415),
+    "form": ("application/x-www-form-urlencoded", b"name=x", False, 415),
+    "no-content-type": (None, b'{"name": "x"}', False, 415),
+    "oversized": ("application/json", b"[" + b"0," * MAX_BODY_BYTES + b"0]", False, 413),
+    "oversized-streamed": ("application/json", b"[" + b"0," * MAX_BODY_BYTES + b"0]", True, 413),
+}
+
+
+def post_item(
+    client: httpx.Client, url: str, content_type: str | None, body: bytes, streamed: bool
+) -> httpx.Response:
+    headers = {"Content-Type": content_type} if content_type else {}
+    chunks = (body[start : start + 65536] for start in range(0, len(body), 65536))
+    return client.post(url, content=chunks if streamed else body, headers=headers)
+
+
+def assert_clear_json_error(response: httpx.Response, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["detail"]
+    assert response.headers["x-request-id"]
+    assert "Traceback" not in response.text
+
+
+{% if cookiecutter.web_framework == "flask" -%}
+# WSGI without a server has no chunked input: the real-server test below covers that one.
+{% endif -%}
+@pytest.mark.parametrize(
+    ("content_type", "body", "streamed", "status"),
+    [pytest.param(*case, id=key) for key, case in BAD_REQUESTS.items(){% if cookiecutter.web_framework == "flask" %} if not case[2]{% endif %}],
+)
+def test_bad_request_is_a_json_4xx(
+    client: httpx.Client, content_type: str | None, body: bytes, streamed: bool, status: int
+) -> None:
+    assert_clear_json_error(post_item(client, "/items", content_type, body, streamed), status)
+
+
+def test_non_json_content_type_names_the_one_allowed(client: httpx.Client) -> None:
+    response = client.post("/items", content=b"name=x", headers={"Content-Type": "text/csv"})
+    assert response.json() == {"detail": NOT_JSON}
+
+
+def test_real_server_answers_every_bad_request_with_a_json_4xx(web: ServiceProcess) -> None:
+    """Through the real server too, and a body of exactly the limit is still taken."""
+    for content_type, body, streamed, status in BAD_REQUESTS.values():
+        # A connection each: after a 413 the rest of the body is unread, and gunicorn drops
+        # a kept-alive connection that still has some.
+        with httpx.Client(base_url=web.url) as client:
+            response = post_item(client, "/items", content_type, body, streamed)
+        assert_clear_json_error(response, status)
+    at_the_limit = b'{"name": "x"}'.ljust(MAX_BODY_BYTES)
+    for streamed in (False, True):
+        with httpx.Client(base_url=web.url) as client:
+            response = post_item(client, "/items", "application/json", at_the_limit, streamed)
+        assert response.status_code == 201, response.text
+    assert all(event["status"] < 500 for event in web.json_lines() if "status" in event)

@@ -54,7 +54,10 @@ BAD_VALUES = {
     "port-zero": ("PORT", "0", "PORT='0': Input should be greater than or equal to 1"),
     "port-too-large": ("PORT", "70000", "PORT='70000': Input should be less than or equal to"),
     "no-workers": ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY='0': Input should be greater"),
+    "too-many-workers": ("WEB_CONCURRENCY", "65", "WEB_CONCURRENCY='65': Input should be less"),
+    "workers-not-a-number": ("WEB_CONCURRENCY", "auto", "WEB_CONCURRENCY='auto': Input should"),
     "negative-grace": ("GRACEFUL_TIMEOUT", "-1", "GRACEFUL_TIMEOUT='-1': Input should be greater"),
+    "grace-not-a-number": ("GRACEFUL_TIMEOUT", "20s", "GRACEFUL_TIMEOUT='20s': Input should"),
     "unknown-level": ("LOG_LEVEL", "loud", "LOG_LEVEL='LOUD': Input should be 'DEBUG'"),
     "unknown-format": ("LOG_FORMAT", "xml", "LOG_FORMAT='xml': Input should be 'json' or"),
 {%- if cookiecutter.web_framework == "fastapi" %}
@@ -81,6 +84,17 @@ BAD_VALUES = {
         "postgresql://app:s3cret-pw/x@db/app",
         "DATABASE_URL: invalid port (percent-encode / # ? @ in the password)",
     ),
+    "database-sqlite-no-slashes": (
+        "DATABASE_URL",
+        "sqlite:app.sqlite3",
+        "DATABASE_URL: a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path",
+    ),
+    "database-sqlite-host": (
+        "DATABASE_URL",
+        "sqlite://db/app.sqlite3",
+        "DATABASE_URL: a SQLite URL is sqlite:///relative/path",
+    ),
+    "database-empty": ("DATABASE_URL", "", "DATABASE_URL: scheme (none) is not one of"),
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
     "redis-scheme": (
@@ -89,7 +103,32 @@ BAD_VALUES = {
         "REDIS_URL: scheme http:// is not one of redis://, rediss://",
     ),
     "redis-no-host": ("REDIS_URL", "redis://:s3cret-pw@/0", "REDIS_URL: a Redis URL needs a host"),
+    "redis-bad-port": ("REDIS_URL", "redis://:s3cret-pw@cache:port/0", "REDIS_URL: invalid port"),
+    "redis-database-name": (
+        "REDIS_URL",
+        "redis://:s3cret-pw@cache:6379/jobs",
+        "REDIS_URL: the path must be a database number",
+    ),
+    "redis-bad-option": (
+        "REDIS_URL",
+        "redis://:s3cret-pw@cache:6379/0?socket_timeout=soon",
+        "REDIS_URL: Invalid value for 'socket_timeout' in connection URL",
+    ),
     "queue-name": ("WORKER_QUEUE", "jobs for all", "WORKER_QUEUE='jobs for all': String should"),
+{%- endif %}
+{%- if cookiecutter.worker == "celery" %}
+    "no-worker-concurrency": ("WORKER_CONCURRENCY", "0", "WORKER_CONCURRENCY='0': Input should be"),
+    "visibility-not-a-number": (
+        "WORKER_VISIBILITY_TIMEOUT",
+        "10m",
+        "WORKER_VISIBILITY_TIMEOUT='10m': Input should be a valid integer",
+    ),
+{%- elif cookiecutter.worker == "rq" %}
+    "maintenance-too-long": (
+        "WORKER_MAINTENANCE_INTERVAL",
+        "3601",
+        "WORKER_MAINTENANCE_INTERVAL='3601': Input should be less than or equal to 3600",
+    ),
 {%- endif %}
 }
 

@@ -8,7 +8,8 @@ ones, unprefixed, so Heroku-style platforms and Kubernetes can set them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+{% if cookiecutter.worker != "none" %}import re
+{% endif %}from collections.abc import Iterator
 from typing import Literal
 from urllib.parse import {% if cookiecutter.database != "none" %}SplitResult, {% endif %}unquote, urlsplit, urlunsplit
 
@@ -22,6 +23,7 @@ DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
 REDIS_SCHEMES = ("redis", "rediss")
+REDIS_DATABASE_PATH = re.compile(r"(/[0-9]*)?")
 {%- endif %}
 # Where platforms put the deployed version, read when RELEASE_ID is empty; first set wins.
 RELEASE_FALLBACKS = (
@@ -147,6 +149,11 @@ class Settings(BaseSettings):
     @classmethod
     def _supported_database(cls, value: SecretStr) -> SecretStr:
         url = checked_url(value, DATABASE_SCHEMES)
+        if url.scheme == "sqlite" and (
+            url.netloc or not value.get_secret_value().startswith("sqlite://")
+        ):
+            # SQLAlchemy cannot parse sqlite:path and refuses sqlite://host/path.
+            raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
         if url.scheme != "sqlite" and not url.hostname and "host=" not in url.query:
             raise ValueError("a PostgreSQL URL needs a host, e.g. postgresql://user@localhost/db")
         return value
@@ -156,8 +163,16 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _supported_redis(cls, value: SecretStr) -> SecretStr:
-        if not checked_url(value, REDIS_SCHEMES).hostname:
+        url = checked_url(value, REDIS_SCHEMES)
+        if not url.hostname:
             raise ValueError("a Redis URL needs a host, e.g. redis://localhost:6379/0")
+        if not REDIS_DATABASE_PATH.fullmatch(url.path):
+            raise ValueError("the path must be a database number, e.g. redis://localhost:6379/0")
+        # redis-py's own parser checks the query's options (connecting to nothing);
+        # its messages never quote the URL.
+        from redis import ConnectionPool
+
+        ConnectionPool.from_url(value.get_secret_value())
         return value
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
