@@ -22,6 +22,10 @@ APPS = BENCHMARKS / "apps"
 FLOOR_TEMPLATE = BENCHMARKS / "floor"
 # The settings a service reads; the harness sets them, the caller's shell must not leak in.
 SERVICE_VARIABLES = ("PORT", "WEB_CONCURRENCY", "DATABASE_URL", "LOG_LEVEL", "LOG_FORMAT")
+# What a caller's shell may set that a deployed service does not have: another environment,
+# and no bytecode. A deployed service imports from .pyc files (the Dockerfile compiles them);
+# without them every start compiles the sources, SQLAlchemy's above all.
+NOT_DEPLOYED = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE")
 
 
 def dev_tool(name: str) -> str:
@@ -45,6 +49,24 @@ def uvicorn_hello(bin_dir: Path, port: int, workers: int) -> list[str]:
     ]
 
 
+# The service's gunicorn worker class and its threads per worker (see its server.py).
+GUNICORN_WORKER_CLASS = "gthread"
+GUNICORN_THREADS = 4
+
+
+def gunicorn_hello(bin_dir: Path, port: int, workers: int) -> list[str]:
+    # The service's worker class; gunicorn's access log is off by default: on, to stdout,
+    # as the service writes its own.
+    return [
+        str(bin_dir / "gunicorn"),
+        *("--chdir", str(APPS)),
+        *("--bind", f"127.0.0.1:{port}", "--workers", str(workers)),
+        *("--worker-class", GUNICORN_WORKER_CLASS, "--threads", str(GUNICORN_THREADS)),
+        *("--access-logfile", "-"),
+        "flask_hello:app",
+    ]
+
+
 @dataclass(frozen=True)
 class Framework:
     """A web framework the template offers and its bare hello-world baseline."""
@@ -62,6 +84,7 @@ FRAMEWORKS = {
     framework.name: framework
     for framework in [
         Framework("fastapi", "uvicorn", uvicorn_hello),
+        Framework("flask", "gunicorn", gunicorn_hello),
     ]
 }
 
@@ -116,7 +139,7 @@ class Project:
         env = {
             key: value
             for key, value in os.environ.items()
-            if key not in ("VIRTUAL_ENV", "PYTHONPATH", *SERVICE_VARIABLES)
+            if key not in (*NOT_DEPLOYED, *SERVICE_VARIABLES)
         }
         env["UV_NO_PROGRESS"] = "1"
         return {**env, **settings}
@@ -151,7 +174,7 @@ def bake_service(workspace: Workspace, framework: Framework) -> Project:
     )
     project = Project(output / "my-service", slug="my-service", package="my_service")
     run_checked(
-        [dev_tool("uv"), "sync", "--quiet", "--python", sys.executable],
+        [dev_tool("uv"), "sync", "--quiet", "--compile-bytecode", "--python", sys.executable],
         cwd=project.root,
         env=project.env(),
         timeout=600,
