@@ -157,6 +157,21 @@ def run_subject(
         return rss, results
 
 
+def library_memory_row(with_database: Subject, baseline: Subject, runs: int) -> Row:
+    """RSS of the bare app with SQLAlchemy loaded, against the bare app: that library's share."""
+    samples: dict[str, list[int]] = {with_database.name: [], baseline.name: []}
+    for _ in range(runs):
+        for subject in (with_database, baseline):
+            samples[subject.name] += run_subject(subject, 1, ["/healthz"], None)[0]
+    return Row(
+        f"RSS after warm-up, 1 process: {with_database.name}",
+        mebibytes,
+        tuple(samples[with_database.name]),
+        baseline.name,
+        tuple(samples[baseline.name]),
+    )
+
+
 def load_rows(
     service: Subject,
     baseline: Subject,
