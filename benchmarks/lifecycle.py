@@ -129,6 +129,17 @@ def start_rows(services: list[Subject], baseline: Subject, samples: Samples) -> 
     ]
 
 
+def library_start_row(with_database: Subject, baseline: Subject, samples: Samples) -> Row:
+    """Cold start of the bare app with SQLAlchemy loaded: that library's share of the service's."""
+    return Row(
+        f"Cold start to first 200: {with_database.name}",
+        seconds,
+        tuple(samples[with_database.name][0]),
+        baseline.name,
+        tuple(samples[baseline.name][0]),
+    )
+
+
 def under_load_samples(subjects: list[Subject], runs: int) -> Samples:
     """For each subject's name: SIGTERM to exit under load, and the requests dropped."""
     return alternate(subjects, runs, stop_under_load)

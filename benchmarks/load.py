@@ -13,11 +13,11 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 
-from .results import Row, Target, Unit, mebibytes, rate, seconds
-from .servers import BenchError, Server, request, rss_bytes
+from .results import Row, Target, Unit, mebibytes, percent, rate, seconds
+from .servers import BenchError, Server, cpu_ticks, request, rss_bytes
 from .subjects import Subject
 
 WRK_MISSING = (
@@ -43,6 +43,9 @@ class LoadResult:
     p50: float  # seconds
     p99: float
     requests: int
+    # Of the CPU the web processes used during the run, the busiest one's share: with
+    # keep-alive, each connection stays with the worker that accepted it.
+    busiest_share: float = 1.0
 
 
 # Each wrk run's figures that make a row: label, unit, and how to read it.
@@ -117,9 +120,13 @@ def ensure_item(port: int) -> None:
 def measure_load(server: Server, paths: list[str], settings: LoadSettings) -> dict[str, LoadResult]:
     """One wrk run per path; fails unless every answered request was logged."""
     results = {}
+    workers = server.web_processes()
     for path in paths:
         logged = server.log_lines()
-        results[path] = wrk(server.port, path, settings)
+        before = [cpu_ticks(pid) for pid in workers]
+        result = wrk(server.port, path, settings)
+        used = [cpu_ticks(pid) - ticks for pid, ticks in zip(workers, before, strict=True)]
+        results[path] = replace(result, busiest_share=max(used) / max(sum(used), 1))
         if not server.wait_for_log_lines(logged + results[path].requests):
             raise BenchError(f"{path}: fewer access lines than requests: is access logging on?")
     return results
@@ -139,7 +146,7 @@ def run_subject(
     """Start, warm up, read each web process's RSS, then load each path."""
     with subject.start(workers) as server:
         server.wait_until_serving()
-        server.wait_for_workers(workers)
+        server.wait_until_settled(workers)
         if ITEM_PATH in paths:
             ensure_item(server.port)
         for path in paths:
@@ -148,6 +155,21 @@ def run_subject(
         results = measure_load(server, paths, settings) if settings else {}
         server.stop()
         return rss, results
+
+
+def library_memory_row(with_database: Subject, baseline: Subject, runs: int) -> Row:
+    """RSS of the bare app with SQLAlchemy loaded, against the bare app: that library's share."""
+    samples: dict[str, list[int]] = {with_database.name: [], baseline.name: []}
+    for _ in range(runs):
+        for subject in (with_database, baseline):
+            samples[subject.name] += run_subject(subject, 1, ["/healthz"], None)[0]
+    return Row(
+        f"RSS after warm-up, 1 process: {with_database.name}",
+        mebibytes,
+        tuple(samples[with_database.name]),
+        baseline.name,
+        tuple(samples[baseline.name]),
+    )
 
 
 def load_rows(
@@ -206,6 +228,17 @@ def load_rows(
                 )
                 for label, unit, figure in LOAD_FIGURES
             ]
+            if workers > 1:
+                rows.append(
+                    Row(
+                        f"Busiest worker's share of CPU, {name}",
+                        percent,
+                        tuple(result.busiest_share for result in ours),
+                        f"{baseline.name}, GET /healthz",
+                        tuple(result.busiest_share for result in bare_load),
+                        ratio_shown=False,
+                    )
+                )
     return rows
 
 

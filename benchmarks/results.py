@@ -29,6 +29,10 @@ def mebibytes(value: float) -> str:
     return f"{value / 2**20:.1f} MiB"
 
 
+def percent(value: float) -> str:
+    return f"{value * 100:.0f}%"
+
+
 def count(value: float) -> str:
     return f"{value:g}"
 

@@ -19,8 +19,14 @@ from pathlib import Path
 
 from . import report
 from .bake import bake_rows
-from .lifecycle import lifecycle_samples, shutdown_rows, start_rows, under_load_samples
-from .load import WRK_MISSING, LoadSettings, load_rows, wrk_available
+from .lifecycle import (
+    library_start_row,
+    lifecycle_samples,
+    shutdown_rows,
+    start_rows,
+    under_load_samples,
+)
+from .load import WRK_MISSING, LoadSettings, library_memory_row, load_rows, wrk_available
 from .logcost import log_line_rows
 from .results import Row, seconds
 from .servers import BenchError
@@ -30,6 +36,7 @@ from .subjects import (
     Workspace,
     bake_service,
     bare,
+    bare_with_database,
     migrate,
     service,
     sqlite_url,
@@ -140,12 +147,16 @@ def framework_rows(options: argparse.Namespace, workspace: Workspace, name: str)
     if postgresql_url:
         services.append(service(project, framework, postgresql_url, "PostgreSQL"))
     baseline = bare(project, framework)
+    with_database = bare_with_database(project, framework)
 
     progress(f"{name}: cold start and shutdown")
-    # Shutdown under load goes first: its untimed starts compile the bytecode.
+    # Shutdown under load goes first: its untimed starts compile the project's own bytecode.
     under_load = under_load_samples([services[0], baseline], options.runs)
-    samples = lifecycle_samples([*services, baseline], options.runs, warm_up=services[1:])
+    samples = lifecycle_samples(
+        [*services, baseline, with_database], options.runs, warm_up=[*services[1:], with_database]
+    )
     rows = start_rows(services, baseline, samples)
+    rows.append(library_start_row(with_database, baseline, samples))
     if not postgresql_url:
         rows.append(
             Row(
@@ -163,6 +174,7 @@ def framework_rows(options: argparse.Namespace, workspace: Workspace, name: str)
         progress(f"{name}: memory only; {WRK_MISSING}")
         settings = None
     rows += load_rows(services[0], baseline, options.web_concurrency, options.runs, settings)
+    rows.append(library_memory_row(with_database, baseline, options.runs))
 
     progress(f"{name}: log lines and the generated test suite")
     rows += log_line_rows(project, services[0].name, options.runs)

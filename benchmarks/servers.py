@@ -68,6 +68,12 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def cpu_ticks(pid: int) -> int:
+    """User plus system CPU time of a process so far, in clock ticks (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def command_line(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -135,6 +141,23 @@ class Server:
             if time.monotonic() > deadline:
                 raise BenchError(f"{count} workers did not start: {self.errors()}")
             time.sleep(0.05)
+
+    def wait_until_settled(self, count: int, quiet: float = 0.25) -> None:
+        """Wait for `count` web processes that use no CPU for `quiet` seconds: done loading.
+
+        A worker counts as started when it is forked, but it imports and builds the app
+        after that; one still loading would leave every connection to the others.
+        """
+        self.wait_for_workers(count)
+        deadline = time.monotonic() + START_TIMEOUT
+        before = None
+        while time.monotonic() < deadline:
+            now = [(pid, cpu_ticks(pid)) for pid in self.web_processes()]
+            if now == before:
+                return
+            before = now
+            time.sleep(quiet)
+        raise BenchError(f"workers still busy {START_TIMEOUT:.0f} s after start: {self.errors()}")
 
     def stop(self) -> float:
         """Seconds from SIGTERM to the process's exit."""

@@ -22,6 +22,10 @@ APPS = BENCHMARKS / "apps"
 FLOOR_TEMPLATE = BENCHMARKS / "floor"
 # The settings a service reads; the harness sets them, the caller's shell must not leak in.
 SERVICE_VARIABLES = ("PORT", "WEB_CONCURRENCY", "DATABASE_URL", "LOG_LEVEL", "LOG_FORMAT")
+# What a caller's shell may set that a deployed service does not have: another environment,
+# and no bytecode. A deployed service imports from .pyc files (the Dockerfile compiles them);
+# without them every start compiles the sources, SQLAlchemy's above all.
+NOT_DEPLOYED = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE")
 
 
 def dev_tool(name: str) -> str:
@@ -30,18 +34,36 @@ def dev_tool(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-# (bin directory of the environment, port, worker count) -> argv
-BareCommand = Callable[[Path, int, int], list[str]]
+# (app module in benchmarks/apps, bin directory of the environment, port, worker count) -> argv
+BareCommand = Callable[[str, Path, int, int], list[str]]
 
 
-def uvicorn_hello(bin_dir: Path, port: int, workers: int) -> list[str]:
+def uvicorn_bare(module: str, bin_dir: Path, port: int, workers: int) -> list[str]:
     # uvicorn's defaults otherwise: its access log on, loop and http "auto" (uvloop, httptools).
     return [
         str(bin_dir / "uvicorn"),
         "--app-dir",
         str(APPS),
-        "fastapi_hello:app",
+        f"{module}:app",
         *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+    ]
+
+
+# The service's gunicorn worker class and its threads per worker (see its server.py).
+GUNICORN_WORKER_CLASS = "gthread"
+GUNICORN_THREADS = 4
+
+
+def gunicorn_bare(module: str, bin_dir: Path, port: int, workers: int) -> list[str]:
+    # The service's worker class; gunicorn's access log is off by default: on, to stdout,
+    # as the service writes its own.
+    return [
+        str(bin_dir / "gunicorn"),
+        *("--chdir", str(APPS)),
+        *("--bind", f"127.0.0.1:{port}", "--workers", str(workers)),
+        *("--worker-class", GUNICORN_WORKER_CLASS, "--threads", str(GUNICORN_THREADS)),
+        *("--access-logfile", "-"),
+        f"{module}:app",
     ]
 
 
@@ -57,11 +79,16 @@ class Framework:
     def bare_name(self) -> str:
         return f"bare {self.name} ({self.server})"
 
+    @property
+    def with_database_name(self) -> str:
+        return f"bare {self.name} + SQLAlchemy ({self.server})"
+
 
 FRAMEWORKS = {
     framework.name: framework
     for framework in [
-        Framework("fastapi", "uvicorn", uvicorn_hello),
+        Framework("fastapi", "uvicorn", uvicorn_bare),
+        Framework("flask", "gunicorn", gunicorn_bare),
     ]
 }
 
@@ -116,7 +143,7 @@ class Project:
         env = {
             key: value
             for key, value in os.environ.items()
-            if key not in ("VIRTUAL_ENV", "PYTHONPATH", *SERVICE_VARIABLES)
+            if key not in (*NOT_DEPLOYED, *SERVICE_VARIABLES)
         }
         env["UV_NO_PROGRESS"] = "1"
         return {**env, **settings}
@@ -151,7 +178,7 @@ def bake_service(workspace: Workspace, framework: Framework) -> Project:
     )
     project = Project(output / "my-service", slug="my-service", package="my_service")
     run_checked(
-        [dev_tool("uv"), "sync", "--quiet", "--python", sys.executable],
+        [dev_tool("uv"), "sync", "--quiet", "--compile-bytecode", "--python", sys.executable],
         cwd=project.root,
         env=project.env(),
         timeout=600,
@@ -201,7 +228,24 @@ def bare(project: Project, framework: Framework) -> Subject:
     """The framework's hello-world under the same server, in the service's environment."""
     return Subject(
         name=framework.bare_name,
-        command=lambda port, workers: framework.bare_command(project.bin_dir, port, workers),
+        command=lambda port, workers: framework.bare_command(
+            f"{framework.name}_hello", project.bin_dir, port, workers
+        ),
+        env=project.env(),
+        workdir=project.root,
+    )
+
+
+def bare_with_database(project: Project, framework: Framework) -> Subject:
+    """The hello-world plus what the database layer costs at start: SQLAlchemy and an engine.
+
+    Against the bare app, it shows how much of the service's start and memory is that library.
+    """
+    return Subject(
+        name=framework.with_database_name,
+        command=lambda port, workers: framework.bare_command(
+            f"{framework.name}_sqlalchemy", project.bin_dir, port, workers
+        ),
         env=project.env(),
         workdir=project.root,
     )

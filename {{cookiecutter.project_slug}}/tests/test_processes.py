@@ -70,7 +70,9 @@ def test_web_concurrency_starts_that_many_workers(
 ) -> None:
     web = start_service(procfile["web"], {**service_env, "WEB_CONCURRENCY": "2"})
     web.wait_until_serving()
-    assert all(httpx.get(f"{web.url}/healthz").status_code == 200 for _ in range(10))
+    # A new connection per request, as from separate clients; one Client loads the CAs once.
+    with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        assert all(client.get(f"{web.url}/healthz").status_code == 200 for _ in range(10))
     assert web.stop() == 0, web.output()
     events = [event["event"] for event in web.json_lines()]
     assert events.count(APP_STOPPED) == 2, "each worker process ran the app and stopped it"

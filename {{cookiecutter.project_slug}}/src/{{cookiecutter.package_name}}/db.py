@@ -6,6 +6,7 @@ engine's pool is created per process and closed when the process stops.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +48,36 @@ def create_database_engine(settings: Settings) -> Engine:
         pool_pre_ping=True,  # a restarted database costs one failed ping, not a failed request
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
+
+
+class LazyEngine:
+    """The process's engine, created on first use.
+
+    Creating an engine imports the database driver, psycopg above all: a good part of a
+    web process's start. /healthz needs no database, so the first request that does
+    creates it (the platform's first /readyz, usually).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()  # request threads may ask at the same time
+
+    def get(self) -> Engine:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = create_database_engine(self._settings)
+        return self._engine
+
+    def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        ping(self.get())
+
+    def dispose(self) -> None:
+        """Close the pool, if there is one."""
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 def _sqlite_engine(url: URL) -> Engine:
