@@ -256,15 +256,17 @@ def service_env(settings: Settings) -> dict[str, str]:
 
 def service_environment(settings: Settings) -> dict[str, str]:
     """The environment of a service process: `settings` on a free port."""
+{%- if cookiecutter.database == "none" %}
+    return process_env()
+{%- else %}
     env = process_env()
-{%- if cookiecutter.database != "none" %}
     env["DATABASE_URL"] = settings.database_url.get_secret_value()
-{%- endif %}
 {%- if cookiecutter.worker != "none" %}
     env["REDIS_URL"] = settings.redis_url.get_secret_value()
     env["WORKER_QUEUE"] = settings.worker_queue
 {%- endif %}
     return env
+{%- endif %}
 
 
 @pytest.fixture
