@@ -170,6 +170,34 @@ def test_tests_run_against_postgresql_and_redis(bake: Callable[..., Path], answe
     assert env["TEST_REDIS_URL"].startswith("redis://")
 
 
+# The programs tests/test_faults.py starts its private servers with: GitHub's
+# runner has PostgreSQL's already, GitLab's uv image has neither.
+FAULT_SERVER_PACKAGES = {"github": {"redis-server"}, "gitlab": {"postgresql", "redis-server"}}
+
+
+def apt_installed(commands: list[str]) -> set[str]:
+    """The packages `apt-get install` commands name."""
+    return {
+        word
+        for command in commands
+        if "apt-get install" in command
+        for word in shlex.split(command.split("apt-get install", 1)[1])
+        if not word.startswith("-")
+    }
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS)
+def test_fault_tests_get_the_programs_of_their_private_servers(
+    bake: Callable[..., Path], answers: dict
+) -> None:
+    project = bake(**answers)
+    commands = ci_jobs(project, answers["ci"])["test"]
+    if (project / "tests" / "test_faults.py").exists():
+        assert apt_installed(commands) == FAULT_SERVER_PACKAGES[answers["ci"]]
+    else:
+        assert apt_installed(commands) == set()
+
+
 @pytest.mark.parametrize("python_version", COOKIECUTTER_JSON["python_version"])
 @pytest.mark.parametrize("ci", ["github", "gitlab"])
 def test_ci_runs_on_the_python_floor(
