@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass{% if cookiecutter.database != "none" %}, field{% endif %}
 from functools import partial
 from importlib.metadata import packages_distributions
@@ -66,6 +66,8 @@ RELEASE = "factors-7f3a"
 APP_STOPPED = "{% if cookiecutter.database != 'none' %}database pool closed{% else %}application stopped{% endif %}"
 # The process types `honcho start` runs, two of each.
 SCALED = {{ '["web", "worker"]' if cookiecutter.worker != "none" else '["web"]' }}
+# Seconds a scenario waits for processes it starts together (a bound, not a speed check).
+SCENARIO_TIMEOUT = 90
 # Where the server names the address it bound, once it listens.
 LISTENING = re.compile(r"0\.0\.0\.0:(\d+)")
 {%- if cookiecutter.database != "none" %}
@@ -420,7 +422,7 @@ def finished_run(
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
         report = httpx.post(f"{web.url}/reports").json()
-        wait_for(partial(report_is_done, web.url, report["id"]), "report done")
+        wait_for(partial(report_is_done, web.url, report["id"]), "done", SCENARIO_TIMEOUT)
         worker.stop()
 {%- endif %}
         web.stop()
@@ -557,7 +559,7 @@ def scaled_run(
     ports = run.ports
     try:
         for port in ports:
-            wait_for(partial(serving, port, runner), f"serving on {port}")
+            awaiting(runner, partial(serving, port, runner), f"serving on {port}")
 {%- if cookiecutter.database != "none" %}
         for index, item in enumerate(ITEMS):
             writer, reader = ports[index % 2], ports[(index + 1) % 2]
@@ -569,10 +571,10 @@ def scaled_run(
         queued = [httpx.post(f"http://127.0.0.1:{port}/reports").json() for port in ports]
         for port, report in zip(reversed(ports), queued, strict=True):
             url = f"http://127.0.0.1:{port}"
-            run.reports.append(wait_for(partial(report_is_done, url, report["id"]), "done"))
+            run.reports.append(awaiting(runner, partial(report_is_done, url, report["id"]), "done"))
 {%- endif %}
         run.children = descendants(runner.process.pid)
-        run.exit_code = runner.stop()
+        run.exit_code = runner.stop(timeout=SCENARIO_TIMEOUT)
         for line in runner.stdout:
             name, _, text = line.partition(" | ")
             run.lines.setdefault(name.split()[-1], []).append(text)
@@ -582,6 +584,14 @@ def scaled_run(
         runner.kill()
         for pid in filter(running, run.children):
             os.kill(pid, signal.SIGKILL)
+
+
+def awaiting(runner: ServiceProcess, condition: Callable[[], Any], what: str) -> Any:
+    """`wait_for`, with the runner's output when it times out."""
+    try:
+        return wait_for(condition, what, timeout=SCENARIO_TIMEOUT)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{runner.output()}") from None
 
 
 def serving(port: int, runner: ServiceProcess) -> bool:
