@@ -299,7 +299,8 @@ def test_iii_code_holds_no_config_outside_the_settings() -> None:
 def test_iii_environment_beats_dotenv_in_the_real_process(tmp_path: Path) -> None:
     env = service_environment(Settings(_env_file=None{% if cookiecutter.database == "postgresql" %}, database_url="sqlite:///x.sqlite3"{% endif %}))
     del env["PORT"]
-    (tmp_path / ".env").write_text("PORT=9123\nLOG_LEVEL=DEBUG\nRELEASE_ID=from-dotenv\n")
+    dotenv = {"PORT": "9123", "LOG_LEVEL": "DEBUG", "RELEASE_ID": "from-dotenv"}
+    (tmp_path / ".env").write_text("".join(f"{name}={value}\n" for name, value in dotenv.items()))
     config = config_of({**env, "LOG_LEVEL": "ERROR", "RELEASE_ID": RELEASE}, tmp_path)
     assert (config["PORT"], config["LOG_LEVEL"], config["RELEASE_ID"]) == ("9123", "ERROR", RELEASE)
 
