@@ -20,8 +20,8 @@ from sqlalchemy import DateTime, String, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .db import Base, create_database_engine
-from .items import Item
+from .db import create_database_engine
+from .tables import Base, Item
 from .logs import describe_exception
 from .settings import Settings
 
