@@ -21,9 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import create_database_engine
-from .tables import Base, Item
 from .logs import describe_exception
 from .settings import Settings
+from .tables import Base, Item
 
 logger = logging.getLogger(__name__)
 
