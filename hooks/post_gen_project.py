@@ -27,6 +27,7 @@ DATABASE_PATHS = (
     f"{PACKAGE}/db.py",
     f"{PACKAGE}/items.py",
     f"{PACKAGE}/migrations",
+    f"{PACKAGE}/tables.py",
     "tests/test_database.py",
     "tests/test_drain.py",
     "tests/test_faults.py",

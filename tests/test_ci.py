@@ -488,7 +488,7 @@ def test_check_migrations_fails_when_a_model_has_no_migration(
         env = {"DATABASE_URL": url or f"sqlite:///{tmp_path / 'check.sqlite3'}"}
         passed = make(project, "check-migrations", **env)
         assert passed.returncode == 0, passed.stdout + passed.stderr
-        models = next((project / "src").glob("*/items.py"))
+        models = next((project / "src").glob("*/tables.py"))
         restore(models)
         source = models.read_text()
         column = "    description: Mapped[str | None] = mapped_column(Text)\n"

@@ -13,26 +13,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.engine import URL
-from sqlalchemy.orm import DeclarativeBase
-
 from .settings import Settings
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.engine import URL
+    from sqlalchemy.orm import Session
+
+# SQLAlchemy is imported where it is used, not here: the web process imports this module at
+# start, and SQLAlchemy is most of a start's imports (and 20 MiB). /healthz needs none of it.
 
 CONNECT_TIMEOUT_SECONDS = 3
 # One lock per service, the same in every process that runs `migrate`.
 MIGRATION_LOCK_ID = zlib.crc32(f"{__package__}:migrate".encode())
 
 
-class Base(DeclarativeBase):
-    """Declarative base of the service's tables; Alembic compares against its metadata."""
+class DatabaseUnavailableError(Exception):
+    """The database did not answer (down, unreachable, pool exhausted): an outage, not a bug."""
 
 
 def engine_url(database_url: str) -> URL:
     """The SQLAlchemy URL, with platform spellings (postgres://) mapped to psycopg 3."""
+    from sqlalchemy import make_url
+
     url = make_url(database_url)
     if url.drivername in ("postgres", "postgresql"):
         url = url.set(drivername="postgresql+psycopg")
@@ -40,6 +44,8 @@ def engine_url(database_url: str) -> URL:
 
 
 def create_database_engine(settings: Settings) -> Engine:
+    from sqlalchemy import create_engine
+
     url = engine_url(settings.database_url.get_secret_value())
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
@@ -81,6 +87,8 @@ class LazyEngine:
 
 
 def _sqlite_engine(url: URL) -> Engine:
+    from sqlalchemy import create_engine, event
+
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS})
@@ -96,8 +104,29 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
+@contextmanager
+def session_scope(engine: LazyEngine) -> Iterator[Session]:
+    """A session on the process's engine, closed afterwards.
+
+    An error of the database's own (down, unreachable, pool exhausted) is raised as
+    DatabaseUnavailableError, which the app answers 503: the app names no SQLAlchemy class,
+    so it loads SQLAlchemy with its first request that needs the database.
+    """
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+    from sqlalchemy.orm import Session
+
+    try:
+        with Session(engine.get()) as session:
+            yield session
+    except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
+        raise DatabaseUnavailableError from exc  # the handler logs the cause
+
+
 def ping(engine: Engine) -> None:
     """Raise if the database cannot answer a trivial query."""
+    from sqlalchemy import text
+
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
 
@@ -114,6 +143,8 @@ def alembic_config() -> Config:
 @contextmanager
 def migration_lock(connection: Connection) -> Iterator[None]:
     """Serialise concurrent `migrate` runs (replicas, release phases) on PostgreSQL."""
+    from sqlalchemy import text
+
     if connection.dialect.name != "postgresql":
         yield  # SQLite is a local file: one process migrates it.
         return

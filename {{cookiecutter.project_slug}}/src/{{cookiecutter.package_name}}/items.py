@@ -1,31 +1,23 @@
 """The example resource: a named item stored in the database.
 
 It shows the wiring from HTTP to a table: validated input, a session per
-request, and a migration for the table. Replace it with your own resources.
+request, and a migration for the table (the table itself is in tables.py).
+Replace it with your own resources.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlalchemy import String, Text
-from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .db import Base
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
 # The largest id a PostgreSQL integer column holds; larger ids cannot exist.
 MAX_ID = 2**31 - 1
-
-
-class Item(Base):
-    __tablename__ = "items"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH))
-    description: Mapped[str | None] = mapped_column(Text)
 
 
 def _no_nul(value: str | None) -> str | None:
@@ -57,6 +49,8 @@ class ItemRead(BaseModel):
 
 
 def create_item(session: Session, data: ItemCreate) -> ItemRead:
+    from .tables import Item  # the ORM, loaded with the first request that needs it
+
     item = Item(name=data.name, description=data.description)
     session.add(item)
     session.commit()
@@ -64,5 +58,7 @@ def create_item(session: Session, data: ItemCreate) -> ItemRead:
 
 
 def get_item(session: Session, item_id: int) -> ItemRead | None:
+    from .tables import Item
+
     item = session.get(Item, item_id)
     return None if item is None else ItemRead.model_validate(item)

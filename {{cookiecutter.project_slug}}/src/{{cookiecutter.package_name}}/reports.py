@@ -20,10 +20,10 @@ from sqlalchemy import DateTime, String, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .db import Base, create_database_engine
-from .items import Item
+from .db import create_database_engine
 from .logs import describe_exception
 from .settings import Settings
+from .tables import Base, Item
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,13 @@ made from the same settings as every other process.
 from alembic import context
 from sqlalchemy import Connection
 
-from {{ cookiecutter.package_name }} import items{% if cookiecutter.worker != "none" %}, reports{% endif %}  # noqa: F401 - registers the tables on Base.metadata
-from {{ cookiecutter.package_name }}.db import Base, create_database_engine
+{% if cookiecutter.worker != "none" -%}
+from {{ cookiecutter.package_name }} import reports  # noqa: F401 - registers its table on Base.metadata
+{% endif -%}
+from {{ cookiecutter.package_name }}.db import create_database_engine
 from {{ cookiecutter.package_name }}.logs import configure_logging
 from {{ cookiecutter.package_name }}.settings import load_settings
+from {{ cookiecutter.package_name }}.tables import Base
 
 
 def run_migrations(connection: Connection) -> None:
