@@ -6,6 +6,10 @@ the database fail fast with 503 instead of hanging or answering 500.
 
 from __future__ import annotations
 
+{% if cookiecutter.worker == "none" -%}
+import subprocess
+import sys
+{% endif -%}
 from collections.abc import Iterator
 
 import httpx2 as httpx
@@ -13,7 +17,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .conftest import app_client
+from .conftest import app_client{% if cookiecutter.worker == "none" %}, service_environment{% endif %}
 
 
 @pytest.fixture
@@ -44,3 +48,23 @@ def test_requests_needing_the_database_fail_fast_with_503(
     response = client_without_database.post("/items", json={"name": "x"})
     assert response.status_code == 503
     assert response.json() == {"detail": "database unavailable"}
+{%- if cookiecutter.worker == "none" %}
+
+
+def test_app_starts_without_loading_the_database_library(settings: Settings) -> None:
+    """SQLAlchemy and the driver load on the first request that needs them, not at start."""
+    loaded = (
+        "import sys\n"
+        "from {{ cookiecutter.package_name }}.app import create_app\n"
+        "create_app()\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'sqlalchemy', 'psycopg'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", loaded],
+        env=service_environment(settings),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.splitlines()[-1] == "[]"
+{%- endif %}
