@@ -114,7 +114,11 @@ def stop_under_load(subject: Subject) -> tuple[float, int]:
 
 
 def start_rows(services: list[Subject], baseline: Subject, samples: Samples) -> list[Row]:
-    """Cold start of each service variant against the bare app's."""
+    """Cold start of each subject against the bare app's.
+
+    The target is the first subject's: the default answers (SQLite). The others, other
+    databases and the bare app with SQLAlchemy, are there for comparison.
+    """
     return [
         Row(
             f"Cold start to first 200: {subject.name}",
@@ -122,22 +126,10 @@ def start_rows(services: list[Subject], baseline: Subject, samples: Samples) -> 
             tuple(samples[subject.name][0]),
             baseline.name,
             tuple(samples[baseline.name][0]),
-            # The target is the default answers' (SQLite); other databases are for comparison.
             Target(1.25, "ratio", at_most=True) if index == 0 else None,
         )
         for index, subject in enumerate(services)
     ]
-
-
-def library_start_row(with_database: Subject, baseline: Subject, samples: Samples) -> Row:
-    """Cold start of the bare app with SQLAlchemy loaded: that library's share of the service's."""
-    return Row(
-        f"Cold start to first 200: {with_database.name}",
-        seconds,
-        tuple(samples[with_database.name][0]),
-        baseline.name,
-        tuple(samples[baseline.name][0]),
-    )
 
 
 def under_load_samples(subjects: list[Subject], runs: int) -> Samples:

@@ -20,7 +20,6 @@ from pathlib import Path
 from . import report
 from .bake import bake_rows
 from .lifecycle import (
-    library_start_row,
     lifecycle_samples,
     shutdown_rows,
     start_rows,
@@ -36,7 +35,6 @@ from .subjects import (
     Workspace,
     bake_service,
     bare,
-    bare_with_database,
     migrate,
     service,
     sqlite_url,
@@ -147,7 +145,7 @@ def framework_rows(options: argparse.Namespace, workspace: Workspace, name: str)
     if postgresql_url:
         services.append(service(project, framework, postgresql_url, "PostgreSQL"))
     baseline = bare(project, framework)
-    with_database = bare_with_database(project, framework)
+    with_database = bare(project, framework, with_database=True)
 
     progress(f"{name}: cold start and shutdown")
     # Shutdown under load goes first: its untimed starts compile the project's own bytecode.
@@ -155,8 +153,7 @@ def framework_rows(options: argparse.Namespace, workspace: Workspace, name: str)
     samples = lifecycle_samples(
         [*services, baseline, with_database], options.runs, warm_up=[*services[1:], with_database]
     )
-    rows = start_rows(services, baseline, samples)
-    rows.append(library_start_row(with_database, baseline, samples))
+    rows = start_rows([*services, with_database], baseline, samples)
     if not postgresql_url:
         rows.append(
             Row(

@@ -224,27 +224,21 @@ def service(project: Project, framework: Framework, database_url: str, label: st
     )
 
 
-def bare(project: Project, framework: Framework) -> Subject:
-    """The framework's hello-world under the same server, in the service's environment."""
-    return Subject(
-        name=framework.bare_name,
-        command=lambda port, workers: framework.bare_command(
-            f"{framework.name}_hello", project.bin_dir, port, workers
-        ),
-        env=project.env(),
-        workdir=project.root,
-    )
+def bare(project: Project, framework: Framework, with_database: bool = False) -> Subject:
+    """The framework's hello-world under the same server, in the service's environment.
 
-
-def bare_with_database(project: Project, framework: Framework) -> Subject:
-    """The hello-world plus what the database layer costs at start: SQLAlchemy and an engine.
-
-    Against the bare app, it shows how much of the service's start and memory is that library.
+    `with_database` adds what the database layer costs at start, SQLAlchemy and an engine:
+    against the plain hello-world it shows that library's share of the service's start and memory.
     """
+    app, name = (
+        ("sqlalchemy", framework.with_database_name)
+        if with_database
+        else ("hello", framework.bare_name)
+    )
     return Subject(
-        name=framework.with_database_name,
+        name=name,
         command=lambda port, workers: framework.bare_command(
-            f"{framework.name}_sqlalchemy", project.bin_dir, port, workers
+            f"{framework.name}_{app}", project.bin_dir, port, workers
         ),
         env=project.env(),
         workdir=project.root,
