@@ -25,7 +25,7 @@ from .lifecycle import (
     start_rows,
     under_load_samples,
 )
-from .load import WRK_MISSING, LoadSettings, library_memory_row, load_rows, wrk_available
+from .load import WRK_MISSING, LoadSettings, load_rows, memory_rows, wrk_available
 from .logcost import log_line_rows
 from .results import Row, seconds
 from .servers import BenchError
@@ -145,7 +145,7 @@ def framework_rows(options: argparse.Namespace, workspace: Workspace, name: str)
     if postgresql_url:
         services.append(service(project, framework, postgresql_url, "PostgreSQL"))
     baseline = bare(project, framework)
-    with_database = bare(project, framework, with_database=True)
+    with_database = bare(project, framework, sqlite_url(project))
 
     progress(f"{name}: cold start and shutdown")
     # Shutdown under load goes first: its untimed starts compile the project's own bytecode.
@@ -171,7 +171,7 @@ def framework_rows(options: argparse.Namespace, workspace: Workspace, name: str)
         progress(f"{name}: memory only; {WRK_MISSING}")
         settings = None
     rows += load_rows(services[0], baseline, options.web_concurrency, options.runs, settings)
-    rows.append(library_memory_row(with_database, baseline, options.runs))
+    rows += memory_rows(services[0], with_database, baseline, options.runs)
 
     progress(f"{name}: log lines and the generated test suite")
     rows += log_line_rows(project, services[0].name, options.runs)

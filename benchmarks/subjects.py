@@ -224,22 +224,24 @@ def service(project: Project, framework: Framework, database_url: str, label: st
     )
 
 
-def bare(project: Project, framework: Framework, with_database: bool = False) -> Subject:
+def bare(project: Project, framework: Framework, database_url: str | None = None) -> Subject:
     """The framework's hello-world under the same server, in the service's environment.
 
-    `with_database` adds what the database layer costs at start, SQLAlchemy and an engine:
-    against the plain hello-world it shows that library's share of the service's start and memory.
+    With `database_url`, the hello-world plus the service's read of one item written
+    plainly with SQLAlchemy's ORM: against the plain hello-world, that library's share
+    of the service's start and memory; against the service, the template's own share.
     """
     app, name = (
         ("sqlalchemy", framework.with_database_name)
-        if with_database
+        if database_url
         else ("hello", framework.bare_name)
     )
+    env = project.env(DATABASE_URL=database_url) if database_url else project.env()
     return Subject(
         name=name,
         command=lambda port, workers: framework.bare_command(
             f"{framework.name}_{app}", project.bin_dir, port, workers
         ),
-        env=project.env(),
+        env=env,
         workdir=project.root,
     )

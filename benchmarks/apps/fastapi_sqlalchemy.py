@@ -1,15 +1,28 @@
-"""The bare FastAPI app plus the service's database layer at start: SQLAlchemy's ORM, an engine."""
+"""The bare FastAPI app plus the service's database read, written plainly with SQLAlchemy's ORM.
 
-from fastapi import FastAPI
-from sqlalchemy import create_engine
-from sqlalchemy.orm import DeclarativeBase
+The memory baseline for a service that serves a database: the same library, the same
+table and the same read of one row, without the template's settings, logging or layout.
+"""
 
-# As the service does: its models import the ORM, its app creates an engine (no connection yet).
-engine = create_engine("sqlite://")
+import os
+
+from fastapi import FastAPI, HTTPException
+from sqlalchemy import String, Text, create_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+engine = create_engine(os.environ["DATABASE_URL"])
 
 
 class Base(DeclarativeBase):
-    """A declarative base, as the service's models have."""
+    pass
+
+
+class Item(Base):
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
 
 
 app = FastAPI()
@@ -18,3 +31,12 @@ app = FastAPI()
 @app.get("/healthz")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@app.get("/items/{item_id}")
+def read_item(item_id: int) -> dict[str, object]:
+    with Session(engine) as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            raise HTTPException(404)
+        return {"id": item.id, "name": item.name, "description": item.description}
