@@ -108,8 +108,10 @@ class Workspace:
                 f'cookiecutters_dir: "{self.root / "cookiecutters"}"\n'
             )
         (self.root / "hook-scripts").mkdir(exist_ok=True)
+        # As for the services: the warm-up bake writes cookiecutter's bytecode. Without it
+        # every timed bake compiles cookiecutter, Jinja and rich, and so does the floor.
         return {
-            **os.environ,
+            **{key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"},
             "COOKIECUTTER_CONFIG": str(config),
             "TMPDIR": str(self.root / "hook-scripts"),
         }

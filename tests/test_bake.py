@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import COOKIECUTTER_JSON, DEFAULT_ANSWERS, option_values, project_files
+from .conftest import COOKIECUTTER_JSON, DEFAULT_ANSWERS, TEMPLATE, option_values, project_files
 from .hooks import post_gen
 
 # The distributions each option value brings in (its libraries, not theirs).
@@ -48,6 +49,26 @@ def dependency_names(project: Path) -> set[str]:
 def procfile(project: Path) -> dict[str, str]:
     lines = (project / "Procfile").read_text().splitlines()
     return {name: command.strip() for name, command in (line.split(":", 1) for line in lines)}
+
+
+PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
+# Template syntax in a file's text: a variable, a block or a comment.
+JINJA = re.compile(r"\{[{%#]")
+
+
+@pytest.mark.parametrize("pattern", COOKIECUTTER_JSON["_copy_without_render"])
+def test_files_copied_without_rendering_hold_no_template_syntax(pattern: str) -> None:
+    # Cookiecutter matches these with fnmatch against paths inside the project template.
+    matched = [
+        path
+        for path in sorted(PROJECT_TEMPLATE.rglob("*"))
+        if path.is_file()
+        and fnmatch.fnmatch(path.relative_to(PROJECT_TEMPLATE).as_posix(), pattern)
+    ]
+    assert matched, f"{pattern} matches no file"
+    assert [path.name for path in matched if JINJA.search(path.read_text())] == []
+    # A name that renders empty cannot be copied: cookiecutter would copy onto the folder.
+    assert [path.name for path in matched if JINJA.search(path.name)] == []
 
 
 def test_every_question_has_a_prompt() -> None:
