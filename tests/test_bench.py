@@ -128,6 +128,7 @@ def test_each_family_has_its_rows(bench_run: tuple[str, Path], framework: str) -
         "RSS after warm-up",
         "Requests/s, GET /healthz",
         "Cost per access log line",
+        "Generated project's tests (pytest -m 'not processes' -k settings)",
         "Generated project's tests (pytest -k settings)",
         # Without wrk, each load run is one row saying so, with no latency rows.
         *(["p99 latency, GET /items/1"] if shutil.which("wrk") else []),

@@ -13,6 +13,8 @@ there, so suites running at once do not meet.
 from __future__ import annotations
 
 import itertools
+import re
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,13 @@ def test_suite_stacks_cover_every_pair_of_option_values() -> None:
     assert value_pairs(SUITE_STACKS) == value_pairs(STACKS)
 
 
+def make_command(project: Path, target: str) -> list[str]:
+    """The one command of a target of the project's Makefile, split as the shell splits it."""
+    recipe = re.search(rf"^{target}:.*\n\t(.+)$", (project / "Makefile").read_text(), re.MULTILINE)
+    assert recipe is not None, f"no {target} target"
+    return shlex.split(recipe[1])
+
+
 @pytest.mark.parametrize(
     ("answers", "servers"),
     [bake_param(stack, servers_for(stack)) for stack in SUITE_STACKS],
@@ -140,19 +149,27 @@ def test_suite_stacks_cover_every_pair_of_option_values() -> None:
 def test_generated_test_suite_passes(
     baked_project: BakedProject, answers: dict[str, str], servers: tuple[str, ...]
 ) -> None:
+    """Both tiers pass: `make test-fast` alone (its tests start no process), then the rest.
+
+    The generated suite fails any test that starts a process without the
+    `processes` marker, so the fast tier passing alone shows it starts none
+    and needs nothing the other tier set up; `make test` runs both tiers.
+    """
     urls = {server: require_backing_service(server) for server in servers}
     project = baked_project(**answers)
-    output = uv_run(
-        project,
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        TEST_DATABASE_URL=urls.get(DATABASE_SERVER),
-        TEST_REDIS_URL=urls.get(REDIS_SERVER),
-        REQUIRE_BACKING_SERVICES="1" if servers else None,
-    )
-    summary = output.strip().splitlines()
-    assert any(" passed" in line for line in summary[-3:]), output
+    assert make_command(project, "test") == ["uv", "run", "pytest"]
+    fast = make_command(project, "test-fast")
+    assert fast == ["uv", "run", "pytest", "-m", "not processes"]
+    env = {
+        "TEST_DATABASE_URL": urls.get(DATABASE_SERVER),
+        "TEST_REDIS_URL": urls.get(REDIS_SERVER),
+        "REQUIRE_BACKING_SERVICES": "1" if servers else None,
+    }
+    outputs = [
+        uv_run(project, *command, "-p", "no:cacheprovider", "-q", **env)
+        for command in (fast[2:], ["pytest", "-m", "processes"])
+    ]
+    for output in outputs:
+        assert re.search(r"^\d+ passed.*, \d+ deselected in ", output, re.MULTILINE), output
     if DATABASE_SERVER in servers or answers["database"] == "none":
-        assert "skipped" not in output, output
+        assert not any("skipped" in output for output in outputs), outputs

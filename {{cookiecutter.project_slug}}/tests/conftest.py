@@ -48,11 +48,30 @@ from {{ cookiecutter.package_name }} import db
 from {{ cookiecutter.package_name }}.app import {% if cookiecutter.web_framework == "flask" %}close_app, {% endif %}create_app
 from {{ cookiecutter.package_name }}.settings import RELEASE_FALLBACKS, Settings
 
-from .processes import COLD_START, ServiceProcess, StartService
+from .processes import COLD_START, PROCESSES, ProcessGuard, ServiceProcess, StartService
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The service's variables, and the platforms' ones it reads for its release.
 SETTING_NAMES = [name.upper() for name in Settings.model_fields] + list(RELEASE_FALLBACKS)
+# Python cannot remove an audit hook: one guard for the whole run, told which test runs.
+PROCESS_GUARD = ProcessGuard()
+
+
+def pytest_configure() -> None:
+    sys.addaudithook(PROCESS_GUARD)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """From its fixtures' setup on, a test not marked `processes` may start none."""
+    marked = item.get_closest_marker(PROCESSES) is not None
+    PROCESS_GUARD.unmarked_test = None if marked else item.nodeid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    # Wider fixtures end in some test's teardown: stopping a private server is no new process.
+    PROCESS_GUARD.unmarked_test = None
 
 
 def require_backing_service(variable: str) -> str:

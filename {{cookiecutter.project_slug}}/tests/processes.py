@@ -20,6 +20,42 @@ import httpx2 as httpx
 
 # The user property (see record_property) holding a web process's cold start, in seconds.
 COLD_START = "cold_start_seconds"
+# The marker of a test that starts a process: `make test-fast` leaves those out.
+PROCESSES = "processes"
+# The audit events (see sys.addaudithook) by which Python starts a process.
+SPAWN_EVENTS = frozenset(
+    {
+        "subprocess.Popen",
+        "os.system",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.exec",
+        "os.fork",
+        "os.forkpty",
+    }
+)
+
+
+class UnmarkedProcessError(RuntimeError):
+    """A test not marked `processes` tried to start a process."""
+
+
+class ProcessGuard:
+    """An audit hook refusing to start a process while an unmarked test sets up or runs.
+
+    So the fast tier (`-m "not processes"`) cannot come to start processes unseen.
+    """
+
+    def __init__(self) -> None:
+        # The id of the test setting up or running, when it is not marked PROCESSES.
+        self.unmarked_test: str | None = None
+
+    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
+        if self.unmarked_test is not None and event in SPAWN_EVENTS:
+            raise UnmarkedProcessError(
+                f"{self.unmarked_test} started a process ({event}) but is not marked"
+                f" @pytest.mark.{PROCESSES}: mark it, so that `make test-fast` leaves it out"
+            )
 
 
 class ServiceProcess:

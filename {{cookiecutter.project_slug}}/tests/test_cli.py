@@ -33,6 +33,7 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.processes
 def test_check_config_prints_the_effective_config(service_env: dict[str, str]) -> None:
     result = run("check-config", env={**service_env, "LOG_LEVEL": "warning"})
     assert result.returncode == 0, result.stderr
@@ -42,6 +43,7 @@ def test_check_config_prints_the_effective_config(service_env: dict[str, str]) -
 {%- if cookiecutter.database != "none" %}
 
 
+@pytest.mark.processes
 def test_check_config_masks_secrets(service_env: dict[str, str]) -> None:
     url = "postgresql://app:s3cret-pw@db.internal:5432/app"
     result = run("check-config", env={**service_env, "DATABASE_URL": url})
@@ -51,6 +53,7 @@ def test_check_config_masks_secrets(service_env: dict[str, str]) -> None:
 {%- endif %}
 
 
+@pytest.mark.processes
 def test_bad_config_exits_non_zero_with_one_line_per_variable(service_env: dict[str, str]) -> None:
     env = {**service_env, **BAD_VARIABLES}
     result = run("check-config", env=env)
@@ -74,6 +77,7 @@ BAD_VALUE_RUNS = [
 ]
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(("command", "name", "value", "line"), BAD_VALUE_RUNS)
 def test_bad_value_stops_the_process_with_its_line(
     service_env: dict[str, str], command: str, name: str, value: str, line: str
@@ -91,6 +95,7 @@ def test_env_example_command_writes_the_committed_file(capsys: pytest.CaptureFix
     assert capsys.readouterr().out == (PROJECT_ROOT / ".env.example").read_text()
 
 
+@pytest.mark.processes
 def test_module_entry_point_is_the_same_command() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}", "--help"],

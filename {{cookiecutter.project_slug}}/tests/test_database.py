@@ -51,6 +51,7 @@ def test_requests_needing_the_database_fail_fast_with_503(
 {%- if cookiecutter.worker == "none" %}
 
 
+@pytest.mark.processes
 def test_app_starts_without_loading_the_database_library(settings: Settings) -> None:
     """SQLAlchemy and the driver load on the first request that needs them, not at start."""
     loaded = (

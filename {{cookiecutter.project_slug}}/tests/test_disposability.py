@@ -22,6 +22,9 @@ import pytest
 from .processes import COLD_START, StartService
 from .test_processes import APP_STOPPED
 
+# Every test here starts real processes: `make test-fast` leaves the module out.
+pytestmark = pytest.mark.processes
+
 CLIENTS = 24
 GRACEFUL_TIMEOUT = 10
 # Beyond the grace period: for a machine busy with other test runs.

@@ -10,7 +10,12 @@ import signal
 import socket
 import time
 
+import pytest
+
 from .processes import ServiceProcess, StartService
+
+# Every test here starts real processes: `make test-fast` leaves the module out.
+pytestmark = pytest.mark.processes
 
 
 def start_request_in_flight(web: ServiceProcess) -> tuple[socket.socket, bytes]:

@@ -115,6 +115,7 @@ def uv_executable() -> str:
 # I. Codebase
 
 
+@pytest.mark.processes
 def test_i_git_tracks_no_secret_and_no_generated_file(tmp_path: Path) -> None:
     if not shutil.which("git"):
         pytest.skip("git is not installed")
@@ -214,6 +215,7 @@ def test_ii_every_import_of_the_code_is_a_declared_dependency() -> None:
     assert undeclared == {}, "imported but not in [project.dependencies]"
 
 
+@pytest.mark.processes
 def test_ii_service_installs_and_serves_from_a_clean_environment(tmp_path: Path) -> None:
     uv = uv_executable()
     venv = tmp_path / "venv"
@@ -296,6 +298,7 @@ def test_iii_code_holds_no_config_outside_the_settings() -> None:
     assert found == []
 
 
+@pytest.mark.processes
 def test_iii_environment_beats_dotenv_in_the_real_process(tmp_path: Path) -> None:
     env = service_environment(Settings(_env_file=None{% if cookiecutter.database == "postgresql" %}, database_url="sqlite:///x.sqlite3"{% endif %}))
     del env["PORT"]
@@ -325,6 +328,7 @@ def attached_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
     yield from create_throwaway_database(server_url)
 
 
+@pytest.mark.processes
 def test_iv_same_code_serves_either_database_named_by_database_url(
     procfile: dict[str, str],
     start_service: StartService,
@@ -346,6 +350,7 @@ def test_iv_same_code_serves_either_database_named_by_database_url(
 {%- else %}
 
 
+@pytest.mark.processes
 def test_iv_service_attaches_no_backing_service(web: ServiceProcess) -> None:
     assert httpx.get(f"{web.url}/readyz").json() == {"status": "ok", "checks": {}}
     assert web.stop() == 0
@@ -448,6 +453,7 @@ def report_is_done(base_url: str, report_id: int) -> dict[str, Any] | None:
 {%- endif %}
 
 
+@pytest.mark.processes
 def test_v_release_id_is_in_healthz_and_on_every_log_line(finished_run: FinishedRun) -> None:
     assert finished_run.health == {"status": "ok", "release": RELEASE}
     for name, process in finished_run.processes.items():
@@ -457,6 +463,7 @@ def test_v_release_id_is_in_healthz_and_on_every_log_line(finished_run: Finished
         assert any(not logger.startswith(PACKAGE) for logger in loggers), f"{name}: libraries too"
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(
     ("platform", "expected"),
     [
@@ -472,6 +479,7 @@ def test_v_release_id_falls_back_to_the_platform(
     assert config_of({**service_env, **platform}, tmp_path)["RELEASE_ID"] == expected
 
 
+@pytest.mark.processes
 def test_vi_processes_write_nothing_outside_the_temp_dir(finished_run: FinishedRun) -> None:
     exit_codes = {name: p.process.returncode for name, p in finished_run.processes.items()}
     assert set(exit_codes.values()) == {0}, exit_codes
@@ -479,6 +487,7 @@ def test_vi_processes_write_nothing_outside_the_temp_dir(finished_run: FinishedR
     assert tree(finished_run.home) == [], "the home directory"
 
 
+@pytest.mark.processes
 def test_vii_web_binds_the_port_in_port(finished_run: FinishedRun) -> None:
     web = finished_run.processes["web"]
     assert web.port == int(finished_run.env["PORT"])
@@ -489,6 +498,7 @@ def test_vii_web_binds_the_port_in_port(finished_run: FinishedRun) -> None:
     assert bound == {web.port}
 
 
+@pytest.mark.processes
 def test_xi_every_line_is_one_json_event_on_stdout(finished_run: FinishedRun) -> None:
     for name, process in finished_run.processes.items():
         events = process.json_lines()
@@ -605,6 +615,7 @@ def serving(port: int, runner: ServiceProcess) -> bool:
 {%- if cookiecutter.database != "none" %}
 
 
+@pytest.mark.processes
 def test_vi_web_processes_share_nothing_but_the_database(scaled_run: ScaledRun) -> None:
     assert len(scaled_run.read_across) == len(ITEMS)
     for _reader, created, read in scaled_run.read_across:
@@ -613,6 +624,7 @@ def test_vi_web_processes_share_nothing_but_the_database(scaled_run: ScaledRun) 
 {%- endif %}
 
 
+@pytest.mark.processes
 def test_viii_process_types_scale_independently(scaled_run: ScaledRun) -> None:
     """Two of each type, each on its own port; SIGTERM to honcho stops them all cleanly.
 
@@ -659,6 +671,7 @@ def test_x_tests_start_the_code_and_environment_under_test(service_env: dict[str
 {%- if cookiecutter.database != "none" %}
 
 
+@pytest.mark.processes
 def test_x_tests_run_on_the_engine_of_test_database_url(
     settings: Settings, service_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -678,6 +691,7 @@ def test_x_tests_run_on_the_engine_of_test_database_url(
 # XII. Admin processes
 
 
+@pytest.mark.processes
 def test_xii_admin_commands_run_the_web_process_code_and_config(
     finished_run: FinishedRun,
 ) -> None:

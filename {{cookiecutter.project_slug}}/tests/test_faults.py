@@ -250,6 +250,7 @@ def post(web: ServiceProcess, path: str, body: Any = None) -> httpx.Response:
     return httpx.post(f"{web.url}{path}", json=body, timeout=REQUEST_TIMEOUT_SECONDS)
 
 
+@pytest.mark.processes
 def test_database_outage_is_503_and_the_service_recovers_without_a_restart(
     procfile: dict[str, str],
     start_service: StartService,
@@ -293,6 +294,7 @@ def retry_delays(worker: ServiceProcess) -> list[float]:
 {%- endif %}
 
 
+@pytest.mark.processes
 def test_queued_jobs_survive_a_redis_outage_and_the_worker_rides_it_out(
     procfile: dict[str, str],
     start_service: StartService,
@@ -350,6 +352,7 @@ def report_failed(base_url: str, report_id: int) -> dict[str, Any] | None:
     return body if body["status"] == "failed" else None
 
 
+@pytest.mark.processes
 def test_a_job_that_fails_for_good_marks_its_report_failed(
     procfile: dict[str, str],
     start_service: StartService,

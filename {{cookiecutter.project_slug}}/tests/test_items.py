@@ -118,6 +118,7 @@ def test_non_json_content_type_names_the_one_allowed(client: httpx.Client) -> No
     assert response.json() == {"detail": NOT_JSON}
 
 
+@pytest.mark.processes
 def test_real_server_answers_every_bad_request_with_a_json_4xx(web: ServiceProcess) -> None:
     """Through the real server too, and a body of exactly the limit is still taken."""
     for content_type, body, streamed, status in BAD_REQUESTS.values():

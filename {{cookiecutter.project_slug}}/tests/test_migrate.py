@@ -13,6 +13,9 @@ from {{ cookiecutter.package_name }}.db import engine_url
 
 from .processes import StartService
 
+# Every test here starts real processes: `make test-fast` leaves the module out.
+pytestmark = pytest.mark.processes
+
 
 def tables(database_url: str) -> set[str]:
     engine = create_engine(engine_url(database_url))

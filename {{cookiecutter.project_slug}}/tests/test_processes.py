@@ -12,6 +12,9 @@ import pytest
 
 from .processes import ServiceProcess, StartService
 
+# Every test here starts real processes: `make test-fast` leaves the module out.
+pytestmark = pytest.mark.processes
+
 PACKAGE = "{{ cookiecutter.package_name }}"
 # What each worker process logs as it stops, after closing what the app opened.
 APP_STOPPED = "{% if cookiecutter.database != 'none' %}database pool closed{% else %}application stopped{% endif %}"

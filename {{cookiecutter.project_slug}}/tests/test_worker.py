@@ -56,6 +56,7 @@ def report_done(base_url: str, report_id: int) -> dict[str, Any] | None:
     return body if body["status"] == "done" else None
 
 
+@pytest.mark.processes
 @pytest.mark.usefixtures("redis_url")
 def test_release_web_and_worker_build_a_report(
     procfile: dict[str, str],
@@ -149,6 +150,7 @@ def test_broker_outage_is_503_on_readyz_and_stores_no_report(
     assert count_reports(settings) == before
 
 
+@pytest.mark.processes
 def test_bad_config_stops_the_worker_before_it_starts(
     procfile: dict[str, str], start_service: StartService, service_env: dict[str, str]
 ) -> None:
@@ -161,6 +163,7 @@ def test_bad_config_stops_the_worker_before_it_starts(
 {%- if cookiecutter.worker == "rq" %}
 
 
+@pytest.mark.processes
 def test_unreachable_broker_stops_the_worker_with_one_line(
     procfile: dict[str, str],
     start_service: StartService,
@@ -258,6 +261,7 @@ def hold_job(
     return held
 
 
+@pytest.mark.processes
 @pytest.mark.usefixtures("redis_url")
 def test_sigterm_lets_the_job_in_hand_finish(
     hold_job: HoldJob, web: ServiceProcess, queued_report: int
@@ -271,6 +275,7 @@ def test_sigterm_lets_the_job_in_hand_finish(
     assert worker.stderr == []
 
 
+@pytest.mark.processes
 @pytest.mark.usefixtures("redis_url")
 def test_job_of_a_killed_worker_is_run_by_another(
     hold_job: HoldJob,
