@@ -111,7 +111,7 @@ def test_pyproject_declares_the_script_and_the_chosen_dependencies(
         if answers[option_name] == option_value
         for name in names
     }
-    assert {"pydantic", "pydantic-settings", *chosen} <= names
+    assert {"pydantic", "python-dotenv", *chosen} <= names
     assert not (set().union(*VALUE_DEPENDENCIES.values()) - chosen) & names
 
 

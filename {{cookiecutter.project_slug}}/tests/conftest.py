@@ -174,7 +174,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server_url = require_backing_service("TEST_DATABASE_URL")
 {%- endif %}
     for url in create_throwaway_database(server_url):
-        engine = db.create_database_engine(Settings(_env_file=None, database_url=url))
+        engine = db.create_database_engine(Settings(database_url=url))
         db.migrate(engine)
         engine.dispose()
         yield url
@@ -220,9 +220,9 @@ def broker_settings() -> dict[str, Any]:
 def settings({% if cookiecutter.database != "none" %}database_url: str{% endif %}) -> Settings:
     """Settings as the service would read them, independent of the developer's machine."""
 {%- if cookiecutter.worker != "none" %}
-    return Settings(_env_file=None, database_url=database_url, **broker_settings())
+    return Settings(database_url=database_url, **broker_settings())
 {%- else %}
-    return Settings(_env_file=None{% if cookiecutter.database != "none" %}, database_url=database_url{% endif %})
+    return Settings({% if cookiecutter.database != "none" %}database_url=database_url{% endif %})
 {%- endif %}
 
 

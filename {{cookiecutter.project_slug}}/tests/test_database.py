@@ -23,7 +23,7 @@ from .conftest import app_client{% if cookiecutter.worker == "none" %}, service_
 @pytest.fixture
 def client_without_database(unused_port: int) -> Iterator[httpx.Client]:
     url = f"postgresql://app:s3cret-pw@127.0.0.1:{unused_port}/app"
-    with app_client(Settings(_env_file=None, database_url=url)) as test_client:
+    with app_client(Settings(database_url=url)) as test_client:
         yield test_client
 
 

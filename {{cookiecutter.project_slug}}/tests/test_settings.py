@@ -158,7 +158,7 @@ def test_every_bad_variable_is_reported_at_once(monkeypatch: pytest.MonkeyPatch)
 
 def test_effective_config_masks_the_database_password() -> None:
     url = "postgresql://app:s3cret-pw@db:5432/app"
-    settings = Settings(_env_file=None, database_url=url)
+    settings = Settings(database_url=url)
     config = effective_config(settings)
     assert config["DATABASE_URL"] == "postgresql://app:***@db:5432/app"
     assert "s3cret-pw" not in repr(settings)
@@ -172,7 +172,7 @@ QUERY_PASSWORDS = {
 
 @pytest.mark.parametrize("url", QUERY_PASSWORDS.values(), ids=QUERY_PASSWORDS.keys())
 def test_effective_config_masks_a_password_in_the_query(url: str) -> None:
-    settings = Settings(_env_file=None, database_url=f"{url}s3cret-pw")
+    settings = Settings(database_url=f"{url}s3cret-pw")
     assert effective_config(settings)["DATABASE_URL"] == f"{url}***"
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
@@ -180,7 +180,7 @@ def test_effective_config_masks_a_password_in_the_query(url: str) -> None:
 
 def test_effective_config_masks_the_redis_password() -> None:
     url = "rediss://:s3cret-pw@cache:6380/1"
-    settings = Settings(_env_file=None, database_url="sqlite:///app.sqlite3", redis_url=url)
+    settings = Settings(database_url="sqlite:///app.sqlite3", redis_url=url)
     assert effective_config(settings)["REDIS_URL"] == "rediss://:***@cache:6380/1"
 {%- endif %}
 
