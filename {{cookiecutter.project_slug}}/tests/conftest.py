@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import {% if cookiecutter.worker != "none" %}Any, {% endif %}NoReturn
+from typing import NoReturn
 
 import httpx2 as httpx
 import pytest
@@ -46,13 +46,18 @@ from sqlalchemy import create_engine, text
 from {{ cookiecutter.package_name }} import db
 {% endif -%}
 from {{ cookiecutter.package_name }}.app import {% if cookiecutter.web_framework == "flask" %}close_app, {% endif %}create_app
-from {{ cookiecutter.package_name }}.settings import RELEASE_FALLBACKS, Settings
+from {{ cookiecutter.package_name }}.settings import (
+    RELEASE_FALLBACKS,
+    Settings,
+    load_settings,
+    schema,
+)
 
 from .processes import COLD_START, PROCESSES, ProcessGuard, ServiceProcess, StartService
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The service's variables, and the platforms' ones it reads for its release.
-SETTING_NAMES = [name.upper() for name in Settings.model_fields] + list(RELEASE_FALLBACKS)
+SETTING_NAMES = [name.upper() for name in schema()] + list(RELEASE_FALLBACKS)
 # Python cannot remove an audit hook: one guard for the whole run, told which test runs.
 PROCESS_GUARD = ProcessGuard()
 
@@ -174,7 +179,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server_url = require_backing_service("TEST_DATABASE_URL")
 {%- endif %}
     for url in create_throwaway_database(server_url):
-        engine = db.create_database_engine(Settings(database_url=url))
+        engine = db.create_database_engine(load_settings({"DATABASE_URL": url}))
         db.migrate(engine)
         engine.dispose()
         yield url
@@ -207,11 +212,11 @@ def clean_queue(url: str, queue: str) -> None:
             redis.delete(*keys)
 
 
-def broker_settings() -> dict[str, Any]:
+def broker_settings() -> dict[str, str]:
     """TEST_REDIS_URL when set, and a queue no other test (or test run) uses."""
-    broker: dict[str, Any] = {"worker_queue": f"test-{uuid.uuid4().hex[:12]}"}
+    broker = {"WORKER_QUEUE": f"test-{uuid.uuid4().hex[:12]}"}
     if os.environ.get("TEST_REDIS_URL"):
-        broker["redis_url"] = os.environ["TEST_REDIS_URL"]
+        broker["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
     return broker
 {%- endif %}
 
@@ -220,9 +225,9 @@ def broker_settings() -> dict[str, Any]:
 def settings({% if cookiecutter.database != "none" %}database_url: str{% endif %}) -> Settings:
     """Settings as the service would read them, independent of the developer's machine."""
 {%- if cookiecutter.worker != "none" %}
-    return Settings(database_url=database_url, **broker_settings())
+    return load_settings({"DATABASE_URL": database_url, **broker_settings()})
 {%- else %}
-    return Settings({% if cookiecutter.database != "none" %}database_url=database_url{% endif %})
+    return load_settings({ {%- if cookiecutter.database != "none" %}"DATABASE_URL": database_url{% endif %}})
 {%- endif %}
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx2 as httpx
 import pytest
 
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import {% if cookiecutter.worker == "none" %}Settings, {% endif %}load_settings
 
 from .conftest import app_client{% if cookiecutter.worker == "none" %}, service_environment{% endif %}
 
@@ -23,7 +23,7 @@ from .conftest import app_client{% if cookiecutter.worker == "none" %}, service_
 @pytest.fixture
 def client_without_database(unused_port: int) -> Iterator[httpx.Client]:
     url = f"postgresql://app:s3cret-pw@127.0.0.1:{unused_port}/app"
-    with app_client(Settings(database_url=url)) as test_client:
+    with app_client(load_settings({"DATABASE_URL": url})) as test_client:
         yield test_client
 
 

@@ -19,12 +19,12 @@ from {{ cookiecutter.package_name }}.logs import (
     logging_config,
     request_id,
 )
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import load_settings
 
 # The web server's own logger, which comes with a handler of its own.
 SERVER_LOGGER = "{{ 'uvicorn' if cookiecutter.web_framework == 'fastapi' else 'gunicorn' }}.error"
 {%- if cookiecutter.database == "postgresql" %}
-REQUIRED = {"database_url": "postgresql://service@db.internal:5432/app"}
+REQUIRED = {"DATABASE_URL": "postgresql://service@db.internal:5432/app"}
 {%- else %}
 REQUIRED: dict[str, str] = {}
 {%- endif %}
@@ -111,7 +111,7 @@ def restore_logging() -> Iterator[None]:
 def test_configured_logging_writes_to_stdout_only(
     capsys: pytest.CaptureFixture[str], log_format: Literal["json", "console"]
 ) -> None:
-    configure_logging(Settings.model_validate({**REQUIRED, "log_format": log_format}))
+    configure_logging(load_settings({**REQUIRED, "LOG_FORMAT": log_format, "LOG_LEVEL": "INFO"}))
     logging.getLogger(SERVER_LOGGER).info("server line")
     captured = capsys.readouterr()
     assert "server line" in captured.out
@@ -121,7 +121,7 @@ def test_configured_logging_writes_to_stdout_only(
 
 
 def test_configures_only_loggers_of_installed_libraries() -> None:
-    config = logging_config(Settings.model_validate({**REQUIRED, "log_format": "json"}))
+    config = logging_config(load_settings({**REQUIRED, "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}))
     for name in config["loggers"]:
         assert importlib.util.find_spec(name.partition(".")[0]) is not None, name
 

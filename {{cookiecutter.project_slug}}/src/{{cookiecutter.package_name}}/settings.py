@@ -4,22 +4,24 @@ A `.env` file in the working directory is read for local development; a real
 environment variable always wins over it. Names are the platform-standard
 ones, unprefixed, so Heroku-style platforms and Kubernetes can set them.
 
-The settings are a pydantic model fed by `environment()` rather than a
-pydantic-settings class: that library loads its other sources (command line,
-secrets, cloud) and asyncio into every process, about a tenth of a Flask web
-process's start.
+Each field of `Settings` is annotated with a `Setting`: its default, meaning
+and allowed values. `load_settings` checks them here, not with pydantic: a
+setting needs a few simple types (integers in a range, choices, booleans,
+text of a pattern, secrets), and importing pydantic would add a third to a
+Flask web process's start.
 """
 
 from __future__ import annotations
 
 import os
-{% if cookiecutter.worker != "none" %}import re
-{% endif %}from collections.abc import Iterator
-from typing import Literal
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 from urllib.parse import {% if cookiecutter.database != "none" %}SplitResult, {% endif %}unquote, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 {%- if cookiecutter.database != "none" %}
@@ -42,146 +44,177 @@ RELEASE_FALLBACKS = (
 DEFAULT_RELEASE = "dev"
 # Read from the working directory, for local development.
 ENV_FILE = ".env"
+BOOLEANS = {"true": True, "1": True, "yes": True, "on": True}
+BOOLEANS |= {"false": False, "0": False, "no": False, "off": False}
 
 
-class Settings(BaseModel):
+@dataclass(frozen=True)
+class Secret:
+    """A value that is never shown: not in reprs, and masked by check-config."""
+
+    value: str = field(repr=False)
+
+    def get_secret_value(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one variable is read; `Settings` annotates each field with one."""
+
+    default: str | None  # as written in .env; None: the variable is required
+    description: str
+    example: str = ""  # for a required variable, shown in .env.example
+    between: tuple[int, int] | None = None  # an integer's bounds, both included
+    pattern: str | None = None  # text: the whole value must match
+    before: Callable[[str], str] | None = None  # applied to the text first
+    after: Callable[[Any], Any] | None = None  # completes the value; ValueError if it is bad
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
     """The service's whole configuration, read once at process start by `load_settings`."""
 
-    # Validated from the whole environment: variables that are not settings are ignored.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    port: int = Field(8000, ge=1, le=65535, description="TCP port the web process binds.")
-    web_concurrency: int = Field(1, ge=1, le=64, description="Number of web worker processes.")
-    graceful_timeout: int = Field(
-        20,
-        gt=0,
-        le=3600,
-        description="Seconds to finish in-flight requests after SIGTERM before closing them.",
-    )
-    log_level: LogLevel = Field("INFO", description="Lowest level that is logged.")
-    log_format: Literal["json", "console"] = Field(
-        "json",
-        description="json: one JSON object per line; console: readable lines for a terminal.",
-    )
-    release_id: str = Field(
-        "",
-        max_length=128,
-        pattern=r"^[A-Za-z0-9._:/@+-]*$",
-        validate_default=True,
-        description=(
+    port: Annotated[int, Setting("8000", "TCP port the web process binds.", between=(1, 65535))]
+    web_concurrency: Annotated[
+        int, Setting("1", "Number of web worker processes.", between=(1, 64))
+    ]
+    graceful_timeout: Annotated[
+        int,
+        Setting(
+            "20",
+            "Seconds to finish in-flight requests after SIGTERM before closing them.",
+            between=(1, 3600),
+        ),
+    ]
+    log_level: Annotated[
+        LogLevel, Setting("INFO", "Lowest level that is logged.", before=str.upper)
+    ]
+    log_format: Annotated[
+        Literal["json", "console"],
+        Setting("json", "json: one JSON object per line; console: readable lines for a terminal."),
+    ]
+    release_id: Annotated[
+        str,
+        Setting(
+            "",
             "Release on every log line and in /healthz; empty: the first set of "
             + ", ".join(RELEASE_FALLBACKS)
-            + f", else {DEFAULT_RELEASE}."
+            + f", else {DEFAULT_RELEASE}.",
+            pattern=r"[A-Za-z0-9._:/@+-]{0,128}",
+            after=release_or_fallback,
         ),
-    )
+    ]
 {%- if cookiecutter.web_framework == "fastapi" %}
-    api_docs: bool = Field(
-        False,
-        description="Serve the OpenAPI schema at /openapi.json and interactive docs at /docs.",
-    )
+    api_docs: Annotated[
+        bool,
+        Setting(
+            "false", "Serve the OpenAPI schema at /openapi.json and interactive docs at /docs."
+        ),
+    ]
 {%- endif %}
 {%- if cookiecutter.database == "sqlite" %}
-    database_url: SecretStr = Field(
-        SecretStr("sqlite:///.data/{{ cookiecutter.package_name }}.sqlite3"),
-        description="SQLAlchemy-style database URL: sqlite:///path or postgresql://user:password@host/db.",
-    )
+    database_url: Annotated[
+        Secret,
+        Setting(
+            "sqlite:///.data/{{ cookiecutter.package_name }}.sqlite3",
+            "SQLAlchemy-style database URL: sqlite:///path or postgresql://user:password@host/db.",
+            after=supported_database,
+        ),
+    ]
 {%- elif cookiecutter.database == "postgresql" %}
-    database_url: SecretStr = Field(
-        description="SQLAlchemy-style database URL: postgresql://user:password@host/db or sqlite:///path.",
-        examples=[
-            "postgresql://postgres@localhost:5432/{{ cookiecutter.package_name }}",
-        ],
-    )
+    database_url: Annotated[
+        Secret,
+        Setting(
+            None,
+            "SQLAlchemy-style database URL: postgresql://user:password@host/db or sqlite:///path.",
+            example="postgresql://postgres@localhost:5432/{{ cookiecutter.package_name }}",
+            after=supported_database,
+        ),
+    ]
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
-    redis_url: SecretStr = Field(
-        SecretStr("redis://localhost:6379/0"),
-        description="Redis URL of the job queue: redis://:password@host:6379/0 or rediss:// (TLS).",
-    )
-    worker_queue: str = Field(
-        "{{ cookiecutter.package_name }}",
-        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-        description=(
-            "Name of the job queue in Redis; give each service (and each test run)"
-            " sharing a Redis its own."
+    redis_url: Annotated[
+        Secret,
+        Setting(
+            "redis://localhost:6379/0",
+            "Redis URL of the job queue: redis://:password@host:6379/0 or rediss:// (TLS).",
+            after=supported_redis,
         ),
-    )
+    ]
+    worker_queue: Annotated[
+        str,
+        Setting(
+            "{{ cookiecutter.package_name }}",
+            "Name of the job queue in Redis; give each service (and each test run)"
+            " sharing a Redis its own.",
+            pattern=r"[A-Za-z0-9_.-]{1,64}",
+        ),
+    ]
 {%- endif %}
 {%- if cookiecutter.worker == "celery" %}
-    worker_concurrency: int = Field(
-        1,
-        ge=1,
-        le=64,
-        description=(
-            "Jobs one worker process runs at once; scale further with more worker processes."
+    worker_concurrency: Annotated[
+        int,
+        Setting(
+            "1",
+            "Jobs one worker process runs at once; scale further with more worker processes.",
+            between=(1, 64),
         ),
-    )
-    worker_visibility_timeout: int = Field(
-        600,
-        ge=1,
-        le=86400,
-        description=(
+    ]
+    worker_visibility_timeout: Annotated[
+        int,
+        Setting(
+            "600",
             "Seconds before an unacknowledged job goes to another worker: a dead worker's"
-            " job is redelivered then; a job running longer than this runs twice."
+            " job is redelivered then; a job running longer than this runs twice.",
+            between=(1, 86400),
         ),
-    )
+    ]
 {%- elif cookiecutter.worker == "rq" %}
-    worker_maintenance_interval: int = Field(
-        60,
-        ge=1,
-        le=3600,
-        description=(
+    worker_maintenance_interval: Annotated[
+        int,
+        Setting(
+            "60",
             "Seconds between sweeps for jobs of dead workers; such a job is retried"
-            " at the first sweep 65 s after its worker's last heartbeat."
+            " at the first sweep 65 s after its worker's last heartbeat.",
+            between=(1, 3600),
         ),
-    )
+    ]
 {%- endif %}
-
-    @field_validator("release_id")
-    @classmethod
-    def _release_from_platform(cls, value: str) -> str:
-        return value or platform_release()
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _level_in_capitals(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
 {%- if cookiecutter.database != "none" %}
 
-    @field_validator("database_url")
-    @classmethod
-    def _supported_database(cls, value: SecretStr) -> SecretStr:
-        url = checked_url(value, DATABASE_SCHEMES)
-        if url.scheme == "sqlite" and (
-            url.netloc or not value.get_secret_value().startswith("sqlite://")
-        ):
-            # SQLAlchemy cannot parse sqlite:path and refuses sqlite://host/path.
-            raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
-        if url.scheme != "sqlite" and not url.hostname and "host=" not in url.query:
-            raise ValueError("a PostgreSQL URL needs a host, e.g. postgresql://user@localhost/db")
-        return value
+
+def supported_database(value: Secret) -> Secret:
+    url = checked_url(value, DATABASE_SCHEMES)
+    if url.scheme == "sqlite" and (
+        url.netloc or not value.get_secret_value().startswith("sqlite://")
+    ):
+        # SQLAlchemy cannot parse sqlite:path and refuses sqlite://host/path.
+        raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
+    if url.scheme != "sqlite" and not url.hostname and "host=" not in url.query:
+        raise ValueError("a PostgreSQL URL needs a host, e.g. postgresql://user@localhost/db")
+    return value
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
 
-    @field_validator("redis_url")
-    @classmethod
-    def _supported_redis(cls, value: SecretStr) -> SecretStr:
-        url = checked_url(value, REDIS_SCHEMES)
-        if not url.hostname:
-            raise ValueError("a Redis URL needs a host, e.g. redis://localhost:6379/0")
-        if not REDIS_DATABASE_PATH.fullmatch(url.path):
-            raise ValueError("the path must be a database number, e.g. redis://localhost:6379/0")
-        # redis-py's own parser checks the query's options (connecting to nothing);
-        # its messages never quote the URL.
-        from redis import ConnectionPool
 
-        ConnectionPool.from_url(value.get_secret_value())
-        return value
+def supported_redis(value: Secret) -> Secret:
+    url = checked_url(value, REDIS_SCHEMES)
+    if not url.hostname:
+        raise ValueError("a Redis URL needs a host, e.g. redis://localhost:6379/0")
+    if not REDIS_DATABASE_PATH.fullmatch(url.path):
+        raise ValueError("the path must be a database number, e.g. redis://localhost:6379/0")
+    # redis-py's own parser checks the query's options (connecting to nothing);
+    # its messages never quote the URL.
+    from redis import ConnectionPool
+
+    ConnectionPool.from_url(value.get_secret_value())
+    return value
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
 
 
-def checked_url(value: SecretStr, schemes: tuple[str, ...]) -> SplitResult:
+def checked_url(value: Secret, schemes: tuple[str, ...]) -> SplitResult:
     """The URL split into parts; ValueError unless its scheme is allowed and its port valid."""
     url = urlsplit(value.get_secret_value())
     if url.scheme not in schemes:
@@ -195,6 +228,10 @@ def checked_url(value: SecretStr, schemes: tuple[str, ...]) -> SplitResult:
         raise ValueError("invalid port (percent-encode / # ? @ in the password)") from None
     return url
 {%- endif %}
+
+
+def release_or_fallback(value: str) -> str:
+    return value or platform_release()
 
 
 def platform_release() -> str:
@@ -213,48 +250,83 @@ class ConfigError(Exception):
         self.lines = lines
 
 
+@cache
+def schema() -> dict[str, tuple[Any, Setting]]:
+    """Each setting's field name, type and `Setting`, in the order they are declared."""
+    hints = get_type_hints(Settings, include_extras=True)
+    return {name: get_args(hint) for name, hint in hints.items()}
+
+
 def environment() -> dict[str, str]:
-    """Every variable by its name in lower case: the environment's, else `.env`'s if it exists."""
+    """Every variable: the environment's, else `.env`'s if the file exists."""
     # A line with a name but no `=` gives None: as if the name were not there.
     from_file = dotenv_values(ENV_FILE).items()
     variables = {name: value for name, value in from_file if value is not None}
     variables.update(os.environ)
-    return {name.lower(): value for name, value in variables.items()}
+    return variables
 
 
-def load_settings() -> Settings:
-    """Read the settings, turning validation errors into one line per variable."""
-    try:
-        return Settings.model_validate(environment())
-    except ValidationError as exc:
-        raise ConfigError(list(describe_errors(exc))) from None
+def load_settings(variables: Mapping[str, str] | None = None) -> Settings:
+    """The settings from `variables` (names in any case), by default `environment()`.
 
-
-def describe_errors(exc: ValidationError) -> Iterator[str]:
-    """One line per bad variable: its name and the problem, with its value unless secret."""
-    for error in exc.errors(include_url=False):
-        field = str(error["loc"][0]) if error["loc"] else ""
-        name = field.upper()
-        if error["type"] == "missing":
-            yield f"{name}: required but not set"
+    ConfigError names every bad variable, one line each, with its value unless secret.
+    """
+    source = environment() if variables is None else variables
+    given = {name.lower(): text for name, text in source.items()}
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, (kind, setting) in schema().items():
+        text = given.get(name, setting.default)
+        if text is None:
+            problems.append(f"{name.upper()}: required but not set")
             continue
-        problem = error["msg"].removeprefix("Value error, ")
-        if is_secret(field):
-            yield f"{name}: {problem}"
-        else:
-            yield f"{name}={error['input']!r}: {problem}"
+        try:
+            values[name] = parse(text, kind, setting)
+        except ValueError as exc:
+            shown = "" if kind is Secret else f"={text!r}"
+            problems.append(f"{name.upper()}{shown}: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)
 
 
-def is_secret(field: str) -> bool:
-    info = Settings.model_fields.get(field)
-    return info is not None and info.annotation is SecretStr
+def parse(text: str, kind: Any, setting: Setting) -> Any:
+    """A variable's text as a value of type `kind`; ValueError says what is allowed."""
+    if setting.before:
+        text = setting.before(text)
+    value: Any = text
+    if kind is int:
+        value = integer(text, setting.between)
+    elif kind is bool:
+        if text.lower() not in BOOLEANS:
+            raise ValueError("must be true or false (or 1/0, yes/no, on/off)")
+        value = BOOLEANS[text.lower()]
+    elif get_origin(kind) is Literal:
+        if text not in get_args(kind):
+            raise ValueError(f"must be one of {', '.join(get_args(kind))}")
+    elif setting.pattern and not re.fullmatch(setting.pattern, text):
+        raise ValueError(f"must match {setting.pattern}")
+    elif kind is Secret:
+        value = Secret(text)
+    return setting.after(value) if setting.after else value
+
+
+def integer(text: str, between: tuple[int, int] | None) -> int:
+    allowed = "an integer" + (f" from {between[0]} to {between[1]}" if between else "")
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"must be {allowed}") from None
+    if between and not between[0] <= value <= between[1]:
+        raise ValueError(f"must be {allowed}")
+    return value
 
 
 def display_value(value: object) -> str:
     """A setting as check-config shows it: secrets masked, URLs keep all but the passwords."""
     if isinstance(value, bool):
         return str(value).lower()
-    if not isinstance(value, SecretStr):
+    if not isinstance(value, Secret):
         return str(value)
     secret = value.get_secret_value()
     url = urlsplit(secret)
@@ -281,7 +353,7 @@ def masked_query(query: str) -> str:
 
 def effective_config(settings: Settings) -> dict[str, str]:
     """Every setting by its environment name, as check-config prints it."""
-    return {name.upper(): display_value(getattr(settings, name)) for name in Settings.model_fields}
+    return {name.upper(): display_value(getattr(settings, name)) for name in schema()}
 
 
 def dotenv_example() -> str:
@@ -290,19 +362,11 @@ def dotenv_example() -> str:
         "# Every setting this service reads from the environment.",
         "# Copy to .env for local development; real environment variables win over .env.",
     ]
-    for name, info in Settings.model_fields.items():
-        lines += ["", f"# {info.description}"]
-        if info.is_required():
-            example = (info.examples or [""])[0]
-            lines.append(f"# Required. Example: {example}")
-            lines.append(f"{name.upper()}={example}")
+    for name, (_, setting) in schema().items():
+        lines += ["", f"# {setting.description}"]
+        if setting.default is None:
+            lines.append(f"# Required. Example: {setting.example}")
+            lines.append(f"{name.upper()}={setting.example}")
         else:
-            lines.append(f"{name.upper()}={display_default(info.default)}")
+            lines.append(f"{name.upper()}={setting.default}")
     return "\n".join(lines) + "\n"
-
-
-def display_default(value: object) -> str:
-    """A default as .env.example shows it: in full, since defaults are not secrets."""
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    return display_value(value)
