@@ -54,7 +54,6 @@ DEPENDENCY_MODULES = frozenset(
         "psycopg_binary",
         "pydantic",
         "pydantic_core",
-        "pydantic_settings",
         "pytest",
         "redis",
         "rq",

@@ -36,8 +36,8 @@ BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
         "project_slug='fastapi': shadows the dependency 'fastapi'",
     ),
     "slug-dependency-hyphenated": (
-        {"project_slug": "pydantic-settings"},
-        "project_slug='pydantic-settings': shadows the dependency 'pydantic_settings'",
+        {"project_slug": "pydantic-core"},
+        "project_slug='pydantic-core': shadows the dependency 'pydantic_core'",
     ),
     "package-hyphen": ({"package_name": "my-service"}, "package_name='my-service': must be a"),
     "package-leading-digit": ({"package_name": "1service"}, "package_name='1service': must be"),
