@@ -29,7 +29,8 @@ def main(package: str, lines: int) -> None:
     results = sys.stdout
     # The service's handler writes to sys.stdout as configured; point it at /dev/null.
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
-    logs.configure_logging(settings.Settings(_env_file=None, log_format="json", log_level="INFO"))
+    # The defaults and these two only: no .env, none of the caller's variables.
+    logs.configure_logging(settings.load_settings({"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}))
     token = logs.request_id.set("0123456789abcdef0123456789abcdef")
     service = seconds_per_line(logging.getLogger(f"{package}.access"), lines)
     logs.request_id.reset(token)
