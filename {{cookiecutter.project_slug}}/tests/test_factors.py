@@ -536,15 +536,23 @@ class ScaledRun:
 
 
 def two_free_ports() -> int:
-    """A port whose next one is free too: honcho gives web.1 and web.2 base and base + 1."""
+    """A port whose next one is free too: honcho gives web.1 and web.2 base and base + 1.
+
+    Taken below the ephemeral range, from which the kernel hands ports to other tests'
+    servers and clients: one could take base + 1 between this check and honcho's start.
+    """
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    first_ephemeral = int(ephemeral.read_text().split()[0]) if ephemeral.exists() else 32768
     while True:
-        base = free_port()
-        if base < 65535:
-            try:
-                with socket.create_server(("127.0.0.1", base + 1)):
-                    return base
-            except OSError:
-                continue
+        base = secrets.choice(range(first_ephemeral // 2, first_ephemeral - 1))
+        try:
+            with (
+                socket.create_server(("127.0.0.1", base)),
+                socket.create_server(("127.0.0.1", base + 1)),
+            ):
+                return base
+        except OSError:
+            continue
 
 
 @pytest.fixture(scope="module")
