@@ -4,6 +4,8 @@ Load comes from wrk (a C program: on a small machine a Python client would
 take the CPU the server needs). Both sides write an access line per request
 to stdout, redirected to a file: the service its JSON line, the bare app its
 server's default access log. The harness checks that the lines were written.
+One request in CLOSE_EVERY closes its connection, so that wrk's keep-alive
+connections spread over the workers (see spread.lua).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from operator import attrgetter
 
 from .results import Row, Target, Unit, mebibytes, percent, rate, seconds
 from .servers import BenchError, Server, cpu_ticks, request, rss_bytes
-from .subjects import Subject
+from .subjects import BENCHMARKS, Subject
 
 WRK_MISSING = (
     "wrk not found: install it (Debian/Ubuntu: `sudo apt-get install wrk`; "
@@ -27,6 +29,10 @@ WRK_MISSING = (
 WARM_UP_CLIENTS = 4
 WARM_UP_REQUESTS = 50  # per client
 ITEM_PATH = "/items/1"
+SPREAD_SCRIPT = BENCHMARKS / "spread.lua"
+# One request in this many closes its connection (spread.lua): with 16 connections, each
+# is opened again every 1,600 requests or so, a few times a second, on both sides alike.
+CLOSE_EVERY = 100
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
@@ -84,7 +90,10 @@ def wrk(port: int, path: str, settings: LoadSettings) -> LoadResult:
         f"--duration={settings.duration}s",
         "--timeout=5s",
         "--latency",
+        f"--script={SPREAD_SCRIPT}",
         f"http://127.0.0.1:{port}{path}",
+        "--",
+        str(CLOSE_EVERY),
     ]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=settings.duration + 30, check=False
