@@ -54,6 +54,7 @@ DEPENDENCY_MODULES = frozenset(
         "psycopg_binary",
         "pydantic",
         "pydantic_core",
+        "pydantic_settings",
         "pytest",
         "redis",
         "rq",

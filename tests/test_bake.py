@@ -15,11 +15,10 @@ from .hooks import post_gen
 
 # The distributions each option value brings in (its libraries, not theirs).
 VALUE_DEPENDENCIES: dict[tuple[str, str], set[str]] = {
-    ("web_framework", "fastapi"): {"fastapi", "pydantic", "starlette", "uvicorn"},
+    ("web_framework", "fastapi"): {"fastapi", "starlette", "uvicorn"},
     ("web_framework", "flask"): {"flask", "gunicorn", "werkzeug"},
-    # pydantic validates the example resources' input (FastAPI is built on it).
-    ("database", "sqlite"): {"sqlalchemy", "alembic", "psycopg", "pydantic"},
-    ("database", "postgresql"): {"sqlalchemy", "alembic", "psycopg", "pydantic"},
+    ("database", "sqlite"): {"sqlalchemy", "alembic", "psycopg"},
+    ("database", "postgresql"): {"sqlalchemy", "alembic", "psycopg"},
     ("database", "none"): set(),
     ("worker", "none"): set(),
     ("worker", "celery"): {"celery", "kombu", "redis"},
@@ -112,7 +111,8 @@ def test_pyproject_declares_the_script_and_the_chosen_dependencies(
         if answers[option_name] == option_value
         for name in names
     }
-    assert {"python-dotenv", *chosen} <= names
+    # Every project's settings are a pydantic-settings model.
+    assert {"pydantic", "pydantic-settings", *chosen} <= names
     assert not (set().union(*VALUE_DEPENDENCIES.values()) - chosen) & names
 
 

@@ -48,16 +48,20 @@ from {{ cookiecutter.package_name }} import db
 from {{ cookiecutter.package_name }}.app import {% if cookiecutter.web_framework == "flask" %}close_app, {% endif %}create_app
 from {{ cookiecutter.package_name }}.settings import (
     RELEASE_FALLBACKS,
+    SECRETS_DIR_VARIABLE,
     Settings,
     load_settings,
-    schema,
 )
 
 from .processes import COLD_START, PROCESSES, ProcessGuard, ServiceProcess, StartService
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The service's variables, and the platforms' ones it reads for its release.
-SETTING_NAMES = [name.upper() for name in schema()] + list(RELEASE_FALLBACKS)
+SETTING_NAMES = [
+    *(name.upper() for name in Settings.model_fields),
+    *RELEASE_FALLBACKS,
+    SECRETS_DIR_VARIABLE,
+]
 # Python cannot remove an audit hook: one guard for the whole run, told which test runs.
 PROCESS_GUARD = ProcessGuard()
 

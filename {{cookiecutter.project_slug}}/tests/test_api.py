@@ -5,13 +5,7 @@ from __future__ import annotations
 import logging
 import re
 {%- if cookiecutter.web_framework == "flask" %}
-{%- if cookiecutter.worker == "none" %}
-import subprocess
-import sys
-{%- endif %}
 from collections.abc import Iterator
-{%- else %}
-from dataclasses import replace
 {%- endif %}
 
 import httpx2 as httpx
@@ -33,7 +27,7 @@ from {{ cookiecutter.package_name }}.app import (
 )
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .conftest import {% if cookiecutter.web_framework == "fastapi" %}app_client{% elif cookiecutter.worker == "none" %}service_environment, wsgi_client{% else %}wsgi_client{% endif %}
+from .conftest import {% if cookiecutter.web_framework == "fastapi" %}app_client{% else %}wsgi_client{% endif %}
 
 
 def test_healthz_answers_ok(client: httpx.Client) -> None:
@@ -112,7 +106,7 @@ def test_docs_and_schema_are_off_by_default(client: httpx.Client, path: str) -> 
 
 
 def test_api_docs_turns_on_the_docs_and_schema(settings: Settings) -> None:
-    with app_client(replace(settings, api_docs=True)) as enabled:
+    with app_client(settings.model_copy(update={"api_docs": True})) as enabled:
         assert enabled.get("/docs").status_code == 200
         assert enabled.get("/openapi.json").json()["info"]["title"]
 {%- else %}
@@ -197,24 +191,3 @@ def test_unexpected_error_is_a_json_500_and_a_logged_traceback(
     assert response.headers["x-request-id"] == "req-500"
     logged = [record for record in caplog.records if record.exc_info]
     assert [str(record.exc_info[1]) for record in logged if record.exc_info] == ["s3cret boom"]
-{%- if cookiecutter.web_framework == "flask" and cookiecutter.worker == "none" %}
-
-
-@pytest.mark.processes
-def test_web_process_starts_without_loading_pydantic(settings: Settings) -> None:
-    """The settings need no pydantic; routes that validate input load it on first use."""
-    loaded = (
-        "import sys\n"
-        "from {{ cookiecutter.package_name }} import cli, server\n"
-        "server.WebServer(cli.load_settings()).load()\n"
-        "print(sorted({name.split('.')[0] for name in sys.modules} & {'pydantic'}))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", loaded],
-        env=service_environment(settings),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout.splitlines()[-1] == "[]"
-{%- endif %}

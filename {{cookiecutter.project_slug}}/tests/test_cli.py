@@ -50,7 +50,33 @@ def test_check_config_masks_secrets(service_env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stderr
     assert "DATABASE_URL=postgresql://app:***@db.internal:5432/app" in result.stdout.splitlines()
     assert "s3cret-pw" not in result.stdout
+
+
+@pytest.mark.processes
+def test_check_config_reads_secret_files_masked(
+    service_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A secret mounted as a file (Docker, Kubernetes) is read, masked like any other."""
+    (tmp_path / "database_url").write_text("postgresql://app:s3cret-pw@db.internal:5432/app\n")
+    env = {**service_env, "SECRETS_DIR": str(tmp_path)}
+    del env["DATABASE_URL"]
+    result = run("check-config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "DATABASE_URL=postgresql://app:***@db.internal:5432/app" in result.stdout.splitlines()
+    assert "s3cret-pw" not in result.stdout + result.stderr
 {%- endif %}
+
+
+@pytest.mark.processes
+def test_secrets_dir_that_is_no_directory_is_a_config_error(
+    service_env: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-dir"
+    result = run("check-config", env={**service_env, "SECRETS_DIR": str(missing)})
+    assert result.returncode == EXIT_CONFIG
+    assert result.stderr.splitlines() == [
+        f"config error: SECRETS_DIR={str(missing)!r}: must be a directory of secret files"
+    ]
 
 
 @pytest.mark.processes

@@ -6,18 +6,14 @@ the database fail fast with 503 instead of hanging or answering 500.
 
 from __future__ import annotations
 
-{% if cookiecutter.worker == "none" -%}
-import subprocess
-import sys
-{% endif -%}
 from collections.abc import Iterator
 
 import httpx2 as httpx
 import pytest
 
-from {{ cookiecutter.package_name }}.settings import {% if cookiecutter.worker == "none" %}Settings, {% endif %}load_settings
+from {{ cookiecutter.package_name }}.settings import load_settings
 
-from .conftest import app_client{% if cookiecutter.worker == "none" %}, service_environment{% endif %}
+from .conftest import app_client
 
 
 @pytest.fixture
@@ -48,24 +44,3 @@ def test_requests_needing_the_database_fail_fast_with_503(
     response = client_without_database.post("/items", json={"name": "x"})
     assert response.status_code == 503
     assert response.json() == {"detail": "database unavailable"}
-{%- if cookiecutter.worker == "none" %}
-
-
-@pytest.mark.processes
-def test_app_starts_without_loading_the_database_library(settings: Settings) -> None:
-    """SQLAlchemy and the driver load on the first request that needs them, not at start."""
-    loaded = (
-        "import sys\n"
-        "from {{ cookiecutter.package_name }}.app import create_app\n"
-        "create_app()\n"
-        "print(sorted({name.split('.')[0] for name in sys.modules} & {'sqlalchemy', 'psycopg'}))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", loaded],
-        env=service_environment(settings),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout.splitlines()[-1] == "[]"
-{%- endif %}

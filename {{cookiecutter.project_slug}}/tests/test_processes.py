@@ -87,7 +87,7 @@ def test_bad_config_stops_web_before_it_binds(
     web = start_service(procfile["web"], {**service_env, "WEB_CONCURRENCY": "many"})
     assert web.wait() != 0
     [line] = web.stderr
-    assert line == "config error: WEB_CONCURRENCY='many': must be an integer from 1 to 64"
+    assert line.startswith("config error: WEB_CONCURRENCY='many': Input should be a valid integer")
     assert web.stdout == []
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{web.url}/healthz")

@@ -12,18 +12,19 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import replace
 from typing import Any
 
 import httpx2 as httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from {{ cookiecutter.package_name }} import reports
 from {{ cookiecutter.package_name }}.cli import EXIT_CONFIG
 from {{ cookiecutter.package_name }}.db import create_database_engine, engine_url
-from {{ cookiecutter.package_name }}.settings import Secret, Settings
+from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.tables import Report
 
 from .conftest import app_client
 from .processes import ServiceProcess, StartService, wait_for
@@ -122,14 +123,14 @@ def test_impossible_report_id_is_422(client: httpx.Client, report_id: str) -> No
 @pytest.fixture
 def client_without_broker(settings: Settings, unused_port: int) -> Iterator[httpx.Client]:
     url = f"redis://:s3cret-pw@127.0.0.1:{unused_port}/0"
-    with app_client(replace(settings, redis_url=Secret(url))) as test_client:
+    with app_client(settings.model_copy(update={"redis_url": SecretStr(url)})) as test_client:
         yield test_client
 
 
 def count_reports(settings: Settings) -> int:
     engine = create_database_engine(settings)
     with Session(engine) as session:
-        count = session.scalar(select(func.count()).select_from(reports.Report)) or 0
+        count = session.scalar(select(func.count()).select_from(Report)) or 0
     engine.dispose()
     return count
 
@@ -191,7 +192,8 @@ def silent_broker_url() -> Iterator[str]:
 def test_silent_broker_is_503_not_a_hung_request(
     settings: Settings, silent_broker_url: str
 ) -> None:
-    with app_client(replace(settings, redis_url=Secret(silent_broker_url))) as client:
+    silent = settings.model_copy(update={"redis_url": SecretStr(silent_broker_url)})
+    with app_client(silent) as client:
         response = client.post("/reports")
     assert response.status_code == 503
     assert response.json() == {"detail": "broker unavailable"}

@@ -2,8 +2,7 @@
 
 `serve` is the web process; the other subcommands are one-off admin tasks.
 All of them load the same settings and logging as the web process, so an
-admin task sees exactly the configuration the service runs with. Each
-command imports only what it needs, so one-off commands start fast.
+admin task sees exactly the configuration the service runs with.
 """
 
 from __future__ import annotations
@@ -15,8 +14,12 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import metadata
 from typing import NoReturn
+{%- if cookiecutter.database != "none" %}
 
-from . import logs
+from sqlalchemy.exc import OperationalError
+{%- endif %}
+
+from . import {% if cookiecutter.database != "none" %}db, {% endif %}logs{% if cookiecutter.worker != "none" %}, worker{% endif %}
 from .settings import ConfigError, Settings, dotenv_example, effective_config, load_settings
 
 PROG = "{{ cookiecutter.project_slug }}"
@@ -27,10 +30,16 @@ Command = Callable[[Settings], int]
 
 
 def serve(settings: Settings) -> NoReturn:
-    from .server import serve as run_server
+{%- if cookiecutter.web_framework == "flask" %}
+    # Imported once the settings are valid: gunicorn reads WEB_CONCURRENCY as it is imported,
+    # and a bad value must be a config error, not a traceback.
+{%- else %}
+    # Imported by the web process alone, once the settings are valid.
+{%- endif %}
+    from . import server
 
     try:
-        run_server(settings)
+        server.serve(settings)
     except SystemExit as stop:  # how the server, and each gunicorn worker, ends its process
         exit_at_once(stop.code)
     exit_at_once(0)
@@ -53,14 +62,9 @@ def exit_at_once(code: str | int | None) -> NoReturn:
 
 
 def migrate(settings: Settings) -> int:
-    from sqlalchemy.exc import OperationalError
-
-    from .db import create_database_engine
-    from .db import migrate as upgrade_schema
-
-    engine = create_database_engine(settings)
+    engine = db.create_database_engine(settings)
     try:
-        upgrade_schema(engine)
+        db.migrate(engine)
     except OperationalError as exc:
         logger.error(
             "migration failed: database unavailable",
@@ -71,14 +75,6 @@ def migrate(settings: Settings) -> int:
         engine.dispose()
     logger.info("database schema is up to date")
     return 0
-{%- endif %}
-{%- if cookiecutter.worker != "none" %}
-
-
-def worker(settings: Settings) -> int:
-    from .worker import run
-
-    return run(settings)
 {%- endif %}
 
 
@@ -94,7 +90,7 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "migrate": (migrate, "upgrade the database schema to the newest migration (the release phase)"),
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
-    "worker": (worker, "run the worker process: take jobs from the queue until SIGTERM"),
+    "worker": (worker.run, "run the worker process: take jobs from the queue until SIGTERM"),
 {%- endif %}
     "check-config": (
         check_config,

@@ -1,20 +1,19 @@
 """The example resource: a named item stored in the database.
 
-It shows the wiring from HTTP to a table: validated input, a session per
-request, and a migration for the table (the table itself is in tables.py).
-Replace it with your own resources.
+It shows the wiring from HTTP to a table: validated input (the schemas
+here), a session per request, the queries here, and a migration for the
+table (the table itself is in tables.py). Replace it with your own resources.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+from .tables import NAME_MAX_LENGTH, Item
 
-NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
 # The largest id a PostgreSQL integer column holds; larger ids cannot exist.
 MAX_ID = 2**31 - 1
@@ -49,8 +48,6 @@ class ItemRead(BaseModel):
 
 
 def create_item(session: Session, data: ItemCreate) -> ItemRead:
-    from .tables import Item  # the ORM, loaded with the first request that needs it
-
     item = Item(name=data.name, description=data.description)
     session.add(item)
     session.commit()
@@ -58,7 +55,5 @@ def create_item(session: Session, data: ItemCreate) -> ItemRead:
 
 
 def get_item(session: Session, item_id: int) -> ItemRead | None:
-    from .tables import Item
-
     item = session.get(Item, item_id)
     return None if item is None else ItemRead.model_validate(item)

@@ -16,32 +16,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
-from sqlalchemy import DateTime, String, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from .db import create_database_engine
 from .logs import describe_exception
 from .settings import Settings
-from .tables import Base, Item
+from .tables import ERROR_MAX_LENGTH, Item, Report
 
 logger = logging.getLogger(__name__)
 
 Status = Literal["queued", "running", "done", "failed"]
-# A failed report keeps one line on why: the error's type and first line, no SQL.
-ERROR_MAX_LENGTH = 200
-
-
-class Report(Base):
-    __tablename__ = "reports"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))
-    item_count: Mapped[int | None]
-    word_count: Mapped[int | None]
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    error: Mapped[str | None] = mapped_column(String(ERROR_MAX_LENGTH))
 
 
 def _in_utc(value: datetime | None) -> datetime | None:

@@ -1,31 +1,43 @@
 """Config (factor III): every setting comes from the environment.
 
-A `.env` file in the working directory is read for local development; a real
-environment variable always wins over it. Names are the platform-standard
-ones, unprefixed, so Heroku-style platforms and Kubernetes can set them.
+`Settings` is a pydantic-settings model: each field is one environment
+variable of the same name, unprefixed and in any case, so Heroku-style
+platforms and Kubernetes can set them. A `.env` file in the working directory
+is read for local development; a real environment variable always wins over
+it. Secrets may also be files named after their variable in SECRETS_DIR
+(default /run/secrets, where Docker and Compose mount them), under both.
 
-Each field of `Settings` is annotated with a `Setting`: its default, meaning
-and allowed values. `load_settings` checks them here, not with pydantic: a
-setting needs a few simple types (integers in a range, choices, booleans,
-text of a pattern, secrets), and importing pydantic would add a third to a
-Flask web process's start.
+A new setting is a new field: any type pydantic validates works (`float`,
+`list[str]` given as JSON, `AnyUrl`, `Path`, a `Literal`, a nested model whose
+fields are set as `PARENT__CHILD`). Then run `make env-example`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from functools import cache
-from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
-from urllib.parse import {% if cookiecutter.database != "none" %}SplitResult, {% endif %}unquote, urlsplit, urlunsplit
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import {% if cookiecutter.database != "none" or cookiecutter.worker != "none" %}SplitResult, {% endif %}unquote, urlsplit, urlunsplit
 
-from dotenv import dotenv_values
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, SettingsConfigDict
+{%- if cookiecutter.worker != "none" %}
+from redis import ConnectionPool
+{%- endif %}
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 {%- if cookiecutter.database != "none" %}
-
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
@@ -41,154 +53,32 @@ RELEASE_FALLBACKS = (
     "RENDER_GIT_COMMIT",  # Render
     "GIT_COMMIT",  # CI servers; any build setting it
 )
+RELEASE_PATTERN = re.compile(r"^[A-Za-z0-9._:/@+-]{0,128}$")
 DEFAULT_RELEASE = "dev"
 # Read from the working directory, for local development.
 ENV_FILE = ".env"
-BOOLEANS = {"true": True, "1": True, "yes": True, "on": True}
-BOOLEANS |= {"false": False, "0": False, "no": False, "off": False}
+# Names the directory of secret files; not a setting itself, since it says where settings are.
+SECRETS_DIR_VARIABLE = "SECRETS_DIR"
+DEFAULT_SECRETS_DIR = "/run/secrets"
 
 
-@dataclass(frozen=True)
-class Secret:
-    """A value that is never shown: not in reprs, and masked by check-config."""
-
-    value: str = field(repr=False)
-
-    def get_secret_value(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class Setting:
-    """How one variable is read; `Settings` annotates each field with one."""
-
-    default: str | None  # as written in .env; None: the variable is required
-    description: str
-    example: str = ""  # for a required variable, shown in .env.example
-    between: tuple[int, int] | None = None  # an integer's bounds, both included
-    pattern: str | None = None  # text: the whole value must match
-    before: Callable[[str], str] | None = None  # applied to the text first
-    after: Callable[[Any], Any] | None = None  # completes the value; ValueError if it is bad
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """The service's whole configuration, read once at process start by `load_settings`."""
-
-    port: Annotated[int, Setting("8000", "TCP port the web process binds.", between=(1, 65535))]
-    web_concurrency: Annotated[
-        int, Setting("1", "Number of web worker processes.", between=(1, 64))
-    ]
-    graceful_timeout: Annotated[
-        int,
-        Setting(
-            "20",
-            "Seconds to finish in-flight requests after SIGTERM before closing them.",
-            between=(1, 3600),
-        ),
-    ]
-    log_level: Annotated[
-        LogLevel, Setting("INFO", "Lowest level that is logged.", before=str.upper)
-    ]
-    log_format: Annotated[
-        Literal["json", "console"],
-        Setting("json", "json: one JSON object per line; console: readable lines for a terminal."),
-    ]
-    release_id: Annotated[
-        str,
-        Setting(
-            "",
-            "Release on every log line and in /healthz; empty: the first set of "
-            + ", ".join(RELEASE_FALLBACKS)
-            + f", else {DEFAULT_RELEASE}.",
-            pattern=r"[A-Za-z0-9._:/@+-]{0,128}",
-            after=release_or_fallback,
-        ),
-    ]
-{%- if cookiecutter.web_framework == "fastapi" %}
-    api_docs: Annotated[
-        bool,
-        Setting(
-            "false", "Serve the OpenAPI schema at /openapi.json and interactive docs at /docs."
-        ),
-    ]
-{%- endif %}
-{%- if cookiecutter.database == "sqlite" %}
-    database_url: Annotated[
-        Secret,
-        Setting(
-            "sqlite:///.data/{{ cookiecutter.package_name }}.sqlite3",
-            "SQLAlchemy-style database URL: sqlite:///path or postgresql://user:password@host/db.",
-            after=supported_database,
-        ),
-    ]
-{%- elif cookiecutter.database == "postgresql" %}
-    database_url: Annotated[
-        Secret,
-        Setting(
-            None,
-            "SQLAlchemy-style database URL: postgresql://user:password@host/db or sqlite:///path.",
-            example="postgresql://postgres@localhost:5432/{{ cookiecutter.package_name }}",
-            after=supported_database,
-        ),
-    ]
-{%- endif %}
-{%- if cookiecutter.worker != "none" %}
-    redis_url: Annotated[
-        Secret,
-        Setting(
-            "redis://localhost:6379/0",
-            "Redis URL of the job queue: redis://:password@host:6379/0 or rediss:// (TLS).",
-            after=supported_redis,
-        ),
-    ]
-    worker_queue: Annotated[
-        str,
-        Setting(
-            "{{ cookiecutter.package_name }}",
-            "Name of the job queue in Redis; give each service (and each test run)"
-            " sharing a Redis its own.",
-            pattern=r"[A-Za-z0-9_.-]{1,64}",
-        ),
-    ]
-{%- endif %}
-{%- if cookiecutter.worker == "celery" %}
-    worker_concurrency: Annotated[
-        int,
-        Setting(
-            "1",
-            "Jobs one worker process runs at once; scale further with more worker processes.",
-            between=(1, 64),
-        ),
-    ]
-    worker_visibility_timeout: Annotated[
-        int,
-        Setting(
-            "600",
-            "Seconds before an unacknowledged job goes to another worker: a dead worker's"
-            " job is redelivered then; a job running longer than this runs twice.",
-            between=(1, 86400),
-        ),
-    ]
-{%- elif cookiecutter.worker == "rq" %}
-    worker_maintenance_interval: Annotated[
-        int,
-        Setting(
-            "60",
-            "Seconds between sweeps for jobs of dead workers; such a job is retried"
-            " at the first sweep 65 s after its worker's last heartbeat.",
-            between=(1, 3600),
-        ),
-    ]
-{%- endif %}
+def release_or_fallback(value: str) -> str:
+    """RELEASE_ID, else the first platform variable that names the release, else `dev`."""
+    if value:
+        return value
+    for name in RELEASE_FALLBACKS:
+        if fallback := os.environ.get(name, "").strip():
+            if not RELEASE_PATTERN.fullmatch(fallback):
+                raise ValueError(f"empty, and {name} is not a release ({RELEASE_PATTERN.pattern})")
+            return fallback
+    return DEFAULT_RELEASE
 {%- if cookiecutter.database != "none" %}
 
 
-def supported_database(value: Secret) -> Secret:
-    url = checked_url(value, DATABASE_SCHEMES)
-    if url.scheme == "sqlite" and (
-        url.netloc or not value.get_secret_value().startswith("sqlite://")
-    ):
+def supported_database(value: SecretStr) -> SecretStr:
+    text = value.get_secret_value()
+    url = checked_url(text, DATABASE_SCHEMES)
+    if url.scheme == "sqlite" and (url.netloc or not text.startswith("sqlite://")):
         # SQLAlchemy cannot parse sqlite:path and refuses sqlite://host/path.
         raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
     if url.scheme != "sqlite" and not url.hostname and "host=" not in url.query:
@@ -198,25 +88,24 @@ def supported_database(value: Secret) -> Secret:
 {%- if cookiecutter.worker != "none" %}
 
 
-def supported_redis(value: Secret) -> Secret:
-    url = checked_url(value, REDIS_SCHEMES)
+def supported_redis(value: SecretStr) -> SecretStr:
+    text = value.get_secret_value()
+    url = checked_url(text, REDIS_SCHEMES)
     if not url.hostname:
         raise ValueError("a Redis URL needs a host, e.g. redis://localhost:6379/0")
     if not REDIS_DATABASE_PATH.fullmatch(url.path):
         raise ValueError("the path must be a database number, e.g. redis://localhost:6379/0")
     # redis-py's own parser checks the query's options (connecting to nothing);
     # its messages never quote the URL.
-    from redis import ConnectionPool
-
-    ConnectionPool.from_url(value.get_secret_value())
+    ConnectionPool.from_url(text)
     return value
 {%- endif %}
-{%- if cookiecutter.database != "none" %}
+{%- if cookiecutter.database != "none" or cookiecutter.worker != "none" %}
 
 
-def checked_url(value: Secret, schemes: tuple[str, ...]) -> SplitResult:
+def checked_url(text: str, schemes: tuple[str, ...]) -> SplitResult:
     """The URL split into parts; ValueError unless its scheme is allowed and its port valid."""
-    url = urlsplit(value.get_secret_value())
+    url = urlsplit(text)
     if url.scheme not in schemes:
         allowed = ", ".join(f"{scheme}://" for scheme in schemes)
         given = f"{url.scheme}://" if url.scheme else "(none)"
@@ -230,103 +119,151 @@ def checked_url(value: Secret, schemes: tuple[str, ...]) -> SplitResult:
 {%- endif %}
 
 
-def release_or_fallback(value: str) -> str:
-    return value or platform_release()
+class Settings(BaseSettings):
+    """The service's whole configuration, read once at process start by `load_settings`."""
 
+    model_config = SettingsConfigDict(
+        env_file=ENV_FILE,
+        env_nested_delimiter="__",
+        extra="ignore",  # the environment holds much else
+        frozen=True,
+    )
 
-def platform_release() -> str:
-    """The release the platform names in its own variable, else `dev`."""
-    for name in RELEASE_FALLBACKS:
-        if value := os.environ.get(name, "").strip():
-            return value
-    return DEFAULT_RELEASE
+    port: int = Field(8000, ge=1, le=65535, description="TCP port the web process binds.")
+    web_concurrency: int = Field(1, ge=1, le=64, description="Number of web worker processes.")
+    graceful_timeout: int = Field(
+        20,
+        ge=1,
+        le=3600,
+        description="Seconds to finish in-flight requests after SIGTERM before closing them.",
+    )
+    log_level: Annotated[LogLevel, BeforeValidator(lambda value: str(value).upper())] = Field(
+        "INFO", description="Lowest level that is logged."
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json",
+        description="json: one JSON object per line; console: readable lines for a terminal.",
+    )
+    release_id: Annotated[str, AfterValidator(release_or_fallback)] = Field(
+        "",
+        pattern=RELEASE_PATTERN.pattern,
+        description="Release on every log line and in /healthz; empty: the first set of "
+        + ", ".join(RELEASE_FALLBACKS)
+        + f", else {DEFAULT_RELEASE}.",
+    )
+{%- if cookiecutter.web_framework == "fastapi" %}
+    api_docs: bool = Field(
+        False,
+        description="Serve the OpenAPI schema at /openapi.json and interactive docs at /docs.",
+    )
+{%- endif %}
+{%- if cookiecutter.database == "sqlite" %}
+    database_url: Annotated[SecretStr, AfterValidator(supported_database)] = Field(
+        SecretStr("sqlite:///.data/{{ cookiecutter.package_name }}.sqlite3"),
+        description="SQLAlchemy-style database URL: sqlite:///path or"
+        " postgresql://user:password@host/db.",
+    )
+{%- elif cookiecutter.database == "postgresql" %}
+    database_url: Annotated[SecretStr, AfterValidator(supported_database)] = Field(
+        description="SQLAlchemy-style database URL: postgresql://user:password@host/db or"
+        " sqlite:///path.",
+        examples=["postgresql://postgres@localhost:5432/{{ cookiecutter.package_name }}"],
+    )
+{%- endif %}
+{%- if cookiecutter.worker != "none" %}
+    redis_url: Annotated[SecretStr, AfterValidator(supported_redis)] = Field(
+        SecretStr("redis://localhost:6379/0"),
+        description="Redis URL of the job queue: redis://:password@host:6379/0 or rediss:// (TLS).",
+    )
+    worker_queue: str = Field(
+        "{{ cookiecutter.package_name }}",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Name of the job queue in Redis; give each service (and each test run)"
+        " sharing a Redis its own.",
+    )
+{%- endif %}
+{%- if cookiecutter.worker == "celery" %}
+    worker_concurrency: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Jobs one worker process runs at once; scale further with more worker"
+        " processes.",
+    )
+    worker_visibility_timeout: int = Field(
+        600,
+        ge=1,
+        le=86400,
+        description="Seconds before an unacknowledged job goes to another worker: a dead"
+        " worker's job is redelivered then; a job running longer than this runs twice.",
+    )
+{%- elif cookiecutter.worker == "rq" %}
+    worker_maintenance_interval: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="Seconds between sweeps for jobs of dead workers; such a job is retried"
+        " at the first sweep 65 s after its worker's last heartbeat.",
+    )
+{%- endif %}
 
 
 class ConfigError(Exception):
-    """The environment does not make a valid configuration."""
+    """The environment does not make a valid configuration: one line per bad variable."""
 
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
 
 
-@cache
-def schema() -> dict[str, tuple[Any, Setting]]:
-    """Each setting's field name, type and `Setting`, in the order they are declared."""
-    hints = get_type_hints(Settings, include_extras=True)
-    return {name: get_args(hint) for name, hint in hints.items()}
-
-
-def environment() -> dict[str, str]:
-    """Every variable: the environment's, else `.env`'s if the file exists."""
-    # A line with a name but no `=` gives None: as if the name were not there.
-    from_file = dotenv_values(ENV_FILE).items()
-    variables = {name: value for name, value in from_file if value is not None}
-    variables.update(os.environ)
-    return variables
-
-
 def load_settings(variables: Mapping[str, str] | None = None) -> Settings:
-    """The settings from `variables` (names in any case), by default `environment()`.
+    """The settings from the environment, `.env` and SECRETS_DIR; or from `variables` alone.
 
     ConfigError names every bad variable, one line each, with its value unless secret.
     """
-    source = environment() if variables is None else variables
-    given = {name.lower(): text for name, text in source.items()}
-    values: dict[str, Any] = {}
-    problems: list[str] = []
-    for name, (kind, setting) in schema().items():
-        text = given.get(name, setting.default)
-        if text is None:
-            problems.append(f"{name.upper()}: required but not set")
-            continue
-        try:
-            values[name] = parse(text, kind, setting)
-        except ValueError as exc:
-            shown = "" if kind is Secret else f"={text!r}"
-            problems.append(f"{name.upper()}{shown}: {exc}")
-    if problems:
-        raise ConfigError(problems)
-    return Settings(**values)
-
-
-def parse(text: str, kind: Any, setting: Setting) -> Any:
-    """A variable's text as a value of type `kind`; ValueError says what is allowed."""
-    if setting.before:
-        text = setting.before(text)
-    value: Any = text
-    if kind is int:
-        value = integer(text, setting.between)
-    elif kind is bool:
-        if text.lower() not in BOOLEANS:
-            raise ValueError("must be true or false (or 1/0, yes/no, on/off)")
-        value = BOOLEANS[text.lower()]
-    elif get_origin(kind) is Literal:
-        if text not in get_args(kind):
-            raise ValueError(f"must be one of {', '.join(get_args(kind))}")
-    elif setting.pattern and not re.fullmatch(setting.pattern, text):
-        raise ValueError(f"must match {setting.pattern}")
-    elif kind is Secret:
-        value = Secret(text)
-    return setting.after(value) if setting.after else value
-
-
-def integer(text: str, between: tuple[int, int] | None) -> int:
-    allowed = "an integer" + (f" from {between[0]} to {between[1]}" if between else "")
     try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"must be {allowed}") from None
-    if between and not between[0] <= value <= between[1]:
-        raise ValueError(f"must be {allowed}")
-    return value
+        if variables is not None:  # names in any case, as in the environment
+            return Settings.model_validate({name.lower(): text for name, text in variables.items()})
+        return Settings(_secrets_dir=secrets_dir())
+    except ValidationError as exc:
+        raise ConfigError([problem_line(error) for error in exc.errors()]) from None
+
+
+def secrets_dir() -> Path | None:
+    """The directory of secret files: SECRETS_DIR, else /run/secrets if it exists."""
+    given = os.environ.get(SECRETS_DIR_VARIABLE, "")
+    if given and not Path(given).is_dir():
+        line = f"{SECRETS_DIR_VARIABLE}={given!r}: must be a directory of secret files"
+        raise ConfigError([line])
+    path = Path(given or DEFAULT_SECRETS_DIR)
+    return path if path.is_dir() else None
+
+
+def problem_line(error: Mapping[str, Any], model: type[BaseSettings] = Settings) -> str:
+    """One `NAME='value': what is allowed` line; a secret's value is never shown."""
+    location = [str(part) for part in error["loc"] if not isinstance(part, int)]
+    name = "__".join(location).upper()
+    if error["type"] == "missing":
+        return f"{name}: required but not set"
+    # A ValueError of our own checks: its message alone.
+    message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+    field = model.model_fields.get(location[0]) if location else None
+    if field is None or is_secret(field):
+        return f"{name}: {message}"
+    return f"{name}={error['input']!r}: {message}"
+
+
+def is_secret(field: FieldInfo) -> bool:
+    return SecretStr in (field.annotation, *get_args(field.annotation))
 
 
 def display_value(value: object) -> str:
     """A setting as check-config shows it: secrets masked, URLs keep all but the passwords."""
     if isinstance(value, bool):
         return str(value).lower()
-    if not isinstance(value, Secret):
+    if isinstance(value, BaseModel | list | dict):
+        return json.dumps(value.model_dump(mode="json") if isinstance(value, BaseModel) else value)
+    if not isinstance(value, SecretStr):
         return str(value)
     secret = value.get_secret_value()
     url = urlsplit(secret)
@@ -353,7 +290,7 @@ def masked_query(query: str) -> str:
 
 def effective_config(settings: Settings) -> dict[str, str]:
     """Every setting by its environment name, as check-config prints it."""
-    return {name.upper(): display_value(getattr(settings, name)) for name in schema()}
+    return {name.upper(): display_value(getattr(settings, name)) for name in Settings.model_fields}
 
 
 def dotenv_example() -> str:
@@ -361,12 +298,26 @@ def dotenv_example() -> str:
     lines = [
         "# Every setting this service reads from the environment.",
         "# Copy to .env for local development; real environment variables win over .env.",
+        f"# Secrets may instead be files named after the variable in ${SECRETS_DIR_VARIABLE}"
+        f" (default {DEFAULT_SECRETS_DIR}).",
     ]
-    for name, (_, setting) in schema().items():
-        lines += ["", f"# {setting.description}"]
-        if setting.default is None:
-            lines.append(f"# Required. Example: {setting.example}")
-            lines.append(f"{name.upper()}={setting.example}")
+    for name, field in Settings.model_fields.items():
+        lines += ["", f"# {field.description}"]
+        if field.is_required():
+            example = field.examples[0] if field.examples else ""
+            lines.append(f"# Required. Example: {example}")
+            lines.append(f"{name.upper()}={example}")
         else:
-            lines.append(f"{name.upper()}={setting.default}")
+            lines.append(f"{name.upper()}={env_text(field.get_default(call_default_factory=True))}")
     return "\n".join(lines) + "\n"
+
+
+def env_text(value: object) -> str:
+    """A default as it is written in a .env file: JSON for anything but plain text and numbers."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str | int | float):
+        return str(value)
+    return display_value(value)

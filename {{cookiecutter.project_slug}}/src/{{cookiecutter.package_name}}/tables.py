@@ -1,15 +1,24 @@
-"""The service's tables, mapped with SQLAlchemy's ORM; Alembic compares the migrations with them.
+"""The service's tables, mapped with SQLAlchemy's ORM.
 
-They are apart from the request and response schemas (items.py) so that the web
-process loads the ORM with its first request that needs the database, not at start.
+Every table is declared here, on `Base`: Alembic compares its metadata with
+the migrations (`make migration`, `make check-migrations`). The API's request
+and response schemas live with each resource (items.py{% if cookiecutter.worker != "none" %}, reports.py{% endif %}).
 """
 
 from __future__ import annotations
+{%- if cookiecutter.worker != "none" %}
 
-from sqlalchemy import String, Text
+from datetime import datetime
+{%- endif %}
+
+from sqlalchemy import {% if cookiecutter.worker != "none" %}DateTime, {% endif %}String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .items import NAME_MAX_LENGTH
+NAME_MAX_LENGTH = 200
+{%- if cookiecutter.worker != "none" %}
+# A failed report keeps one line on why: the error's type and first line, no SQL.
+ERROR_MAX_LENGTH = 200
+{%- endif %}
 
 
 class Base(DeclarativeBase):
@@ -22,3 +31,17 @@ class Item(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH))
     description: Mapped[str | None] = mapped_column(Text)
+{%- if cookiecutter.worker != "none" %}
+
+
+class Report(Base):
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    item_count: Mapped[int | None]
+    word_count: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(String(ERROR_MAX_LENGTH))
+{%- endif %}

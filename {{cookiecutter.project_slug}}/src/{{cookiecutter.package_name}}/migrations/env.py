@@ -8,9 +8,6 @@ made from the same settings as every other process.
 from alembic import context
 from sqlalchemy import Connection
 
-{% if cookiecutter.worker != "none" -%}
-from {{ cookiecutter.package_name }} import reports  # noqa: F401 - registers its table on Base.metadata
-{% endif -%}
 from {{ cookiecutter.package_name }}.db import create_database_engine
 from {{ cookiecutter.package_name }}.logs import configure_logging
 from {{ cookiecutter.package_name }}.settings import load_settings
