@@ -5,7 +5,7 @@ variable of the same name, unprefixed and in any case, so Heroku-style
 platforms and Kubernetes can set them. A `.env` file in the working directory
 is read for local development; a real environment variable always wins over
 it. Secrets may also be files named after their variable in SECRETS_DIR
-(default /run/secrets, where Docker and Compose mount them), under both.
+(default /run/secrets, where Docker and Compose mount them), below both.
 
 A new setting is a new field: any type pydantic validates works (`float`,
 `list[str]` given as JSON, `AnyUrl`, `Path`, a `Literal`, a nested model whose
