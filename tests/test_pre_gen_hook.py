@@ -37,7 +37,7 @@ BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
     ),
     "slug-dependency-hyphenated": (
         {"project_slug": "pydantic-core"},
-        "project_slug='pydantic-core': shadows the dependency 'pydantic_core'",
+        "project_slug='pydantic-core': shadows the dependency 'pydantic-core'",
     ),
     "package-hyphen": ({"package_name": "my-service"}, "package_name='my-service': must be a"),
     "package-leading-digit": ({"package_name": "1service"}, "package_name='1service': must be"),
@@ -73,6 +73,51 @@ BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
         "description='Serves C:\\\\files': must not contain double quotes, backslashes",
     ),
     "author-newline": ({"author_name": "Ada\nLovelace"}, "author_name='Ada\\nLovelace': must not"),
+    # Found by the property-based test of the questions (tests/test_answers.py).
+    "slug-dependency-distribution": (
+        {"project_slug": "python-dotenv"},
+        "project_slug='python-dotenv': shadows the dependency 'python-dotenv'",
+    ),
+    "slug-dependency-command": (
+        {"project_slug": "rqworker"},
+        "project_slug='rqworker': shadows the command 'rqworker' of a dependency",
+    ),
+    "package-tool-dependency": (
+        {"package_name": "mypy_extensions"},
+        "package_name='mypy_extensions': shadows the dependency 'mypy_extensions'",
+    ),
+    "package-leading-underscore": ({"package_name": "_private"}, "package_name='_private': must"),
+    "package-dunder-main": ({"package_name": "__main__"}, "package_name='__main__': must be"),
+    "email-control-character": (
+        {"author_email": "a\x01b@example.com"},
+        "author_email='a\\x01b@example.com': is not an email address",
+    ),
+    "email-angle-bracket": ({"author_email": "a<b@example.com"}, "author_email='a<b@example.com'"),
+    "version-local": ({"version": "1.0+abc"}, "version='1.0+abc': has an epoch (N!) or a local"),
+    "version-epoch": ({"version": "1!2.0"}, "version='1!2.0': has an epoch (N!) or a local"),
+    "name-leading-space": (
+        {"project_name": "  Lead", "project_slug": "lead"},
+        "project_name='  Lead': must not start or end with a space",
+    ),
+    "description-trailing-space": (
+        {"description": "Bills. "},
+        "description='Bills. ': must not start or end with a space",
+    ),
+    "description-empty": ({"description": ""}, "description='': must not be empty"),
+    "author-empty": ({"author_name": ""}, "author_name='': must not be empty"),
+    "name-too-wide": (
+        {"project_name": "服" * 26, "project_slug": "svc"},
+        f"project_name='{'服' * 26}': is longer than 50 columns (a wide character counts 2)",
+    ),
+    "description-line-separator": (
+        {"description": "one\u2028two"},
+        "description='one\\u2028two': must not contain double quotes, backslashes, control",
+    ),
+    "author-c1-control": ({"author_name": "A\x85da"}, "author_name='A\\x85da': must not contain"),
+    "author-bidi-override": (
+        {"author_name": "\u202eAda"},
+        "author_name='\\u202eAda': must not contain",
+    ),
     "database-unknown": (
         {"database": "mysql"},
         "database='mysql': not one of the choices (sqlite, postgresql, none)",
