@@ -13,6 +13,7 @@ library and Jinja only: this runs inside whatever runs cookiecutter.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import unicodedata
 from collections.abc import Iterator
@@ -20,6 +21,12 @@ from pathlib import Path
 
 from jinja2 import Environment
 from jinja2.ext import Extension
+
+# The name of the template's top folder, as cookiecutter renders it into the project folder.
+PROJECT_FOLDER = "{{cookiecutter.project_slug}}"
+# Characters a refused slug keeps in the name of the folder that exists until the hook refuses it.
+FOLDER_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+FOLDER_MAX_LENGTH = 100
 
 # How many frames below cookiecutter's `render_variable` the extension's
 # `preprocess` runs (from_string, compile, _parse, Parser, _tokenize, ...).
@@ -89,14 +96,52 @@ def wrap_columns(text: str, width: int = 79) -> str:
     return "\n".join(line.strip(" ") for line in lines if line.strip(" "))
 
 
+def toml_character(char: str) -> str:
+    """`char` as it goes in a TOML string: itself, or an escape when it is invisible."""
+    return char if char.isprintable() else f"\\U{ord(char):08x}"
+
+
+def non_ascii_characters(text: str) -> str:
+    """The distinct non-ASCII characters of `text` as a TOML array, or "" when there are none.
+
+    ruff flags characters that look like ASCII ones (RUF001, RUF002) in the
+    code it checks; the ones a person typed into the project's name and
+    description are meant, so the project's ruff configuration allows them.
+    """
+    characters = sorted({char for char in text if not char.isascii()})
+    if not characters:
+        return ""
+    return "[" + ", ".join(f'"{toml_character(char)}"' for char in characters) + "]"
+
+
+def project_folder(slug: str) -> str:
+    """The project folder's name: the slug, or (for a slug the hook will refuse) a safe stand-in.
+
+    Cookiecutter creates the project folder before the pre-gen hook can refuse
+    the slug, and removes it when the hook does. A slug such as `a/b` would
+    leave `a/` behind, `../x` would make a folder beside the output folder, an
+    empty one would stop cookiecutter on the output folder itself, and one
+    longer than the file system allows would stop it with a traceback. Every
+    slug the hook accepts is a safe name already and is used as it is.
+    """
+    folder = FOLDER_UNSAFE.sub("_", slug)[:FOLDER_MAX_LENGTH]
+    return folder if folder.strip(".") else f"_{folder}"
+
+
 class AnswersAreData(Extension):
     """Render answers as the literal text they are; leave the template's own Jinja alone."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.filters["wrap_columns"] = wrap_columns
+        environment.filters["project_folder"] = project_folder
+        environment.filters["non_ascii_characters"] = non_ascii_characters
 
     def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
-        if name is None and source not in TEMPLATE_STRINGS and rendering_a_variable():
+        if name is not None:
+            return source
+        if source == PROJECT_FOLDER:
+            return "{{ cookiecutter.project_slug | project_folder }}"
+        if source not in TEMPLATE_STRINGS and rendering_a_variable():
             return literal(source)
         return source

@@ -60,6 +60,8 @@ DEPENDENCY_COMMANDS = words(
 STDLIB_MODULES = sys.stdlib_module_names | {"test"}
 # Names the project itself uses for something else.
 PROJECT_NAMES = frozenset({"tests", "migrations", "src"})
+# Folders the project's .gitignore leaves out, and so its build backend too.
+IGNORED_NAMES = frozenset({"build", "dist", "htmlcov"})
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 PACKAGE_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
@@ -112,6 +114,11 @@ def module_name_problem(name: str) -> str | None:
         return f"shadows the dependency {name!r}; choose another name"
     if name in PROJECT_NAMES:
         return f"is used by the project layout ({name}/); choose another name"
+    if name in IGNORED_NAMES:
+        return (
+            f"is a folder the project's .gitignore leaves out ({name}/), "
+            "so the package would not be built; choose another name"
+        )
     return None
 
 

@@ -88,6 +88,15 @@ BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
     ),
     "package-leading-underscore": ({"package_name": "_private"}, "package_name='_private': must"),
     "package-dunder-main": ({"package_name": "__main__"}, "package_name='__main__': must be"),
+    "package-ignored-folder": (
+        {"package_name": "build"},
+        "package_name='build': is a folder the project's .gitignore leaves out (build/)",
+    ),
+    "slug-slash": ({"project_slug": "team/service"}, "project_slug='team/service': must be"),
+    "slug-too-long-for-a-folder": (
+        {"project_slug": "s" * 300},
+        f"project_slug='{'s' * 300}': is longer than 50 characters",
+    ),
     "email-control-character": (
         {"author_email": "a\x01b@example.com"},
         "author_email='a\\x01b@example.com': is not an email address",
@@ -155,11 +164,10 @@ def test_every_bad_answer_is_reported_at_once() -> None:
     assert [line.split("=")[0] for line in pre_gen.problems(answers)] == ["author_email", "version"]
 
 
-# Bakes that cookiecutter itself refuses before the hook can run: an empty slug
-# renders an empty directory name (cookiecutter: "directory already exists"),
-# and an invalid choice fails in cookiecutter's own prompt code.
-# So is a yes/no answer that is not one (cookiecutter: "could not be converted to a boolean").
-REFUSED_BEFORE_HOOK = {"slug-empty", "database-unknown", "worker-unknown", "docker-not-boolean"}
+# Bakes that cookiecutter itself refuses before the hook can run: an invalid
+# choice fails in cookiecutter's own prompt code, and so does a yes/no answer
+# that is not one (cookiecutter: "could not be converted to a boolean").
+REFUSED_BEFORE_HOOK = {"database-unknown", "worker-unknown", "docker-not-boolean"}
 BAKED_BAD_ANSWERS = {
     key: value for key, value in BAD_ANSWERS.items() if key not in REFUSED_BEFORE_HOOK
 }

@@ -104,3 +104,15 @@ def test_hook_refuses_every_name_the_environments_install(
 ) -> None:
     missing = sorted(environment_names[kind] - REFUSED[kind])
     assert not missing, f"the pre-gen hook does not refuse these {kind}: {' '.join(missing)}"
+
+
+def test_hook_refuses_every_folder_the_projects_gitignore_leaves_out(cookies: Any) -> None:
+    """hatchling honours .gitignore: a package named after an ignored folder is never built."""
+    result = cookies.bake()
+    ignored = [
+        line.removesuffix("/")
+        for line in (result.project_path / ".gitignore").read_text().splitlines()
+        if line.endswith("/") and line.removesuffix("/").isidentifier()
+    ]
+    assert ignored
+    assert [name for name in ignored if pre_gen.check_package(name) is None] == []
