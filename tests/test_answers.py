@@ -22,7 +22,6 @@ HYPOTHESIS_PROFILE=explore to search further with random ones.
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
 import subprocess
@@ -32,11 +31,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from .conftest import COOKIECUTTER_JSON, RUFF, TEMPLATE, UNRENDERED, UV, project_env, run
+from .conftest import (
+    COOKIECUTTER_JSON,
+    RUFF,
+    UNRENDERED,
+    UV,
+    bake_on_command_line,
+    parse_structured,
+    project_env,
+    run,
+)
 from .hooks import pre_gen
 
 pytestmark = pytest.mark.xdist_group("answers")
@@ -217,44 +224,6 @@ def field_problem(field: str, value: str) -> str | None:
     return pre_gen.FIELD_CHECKS[field](value)
 
 
-def bake(sandbox: Path, answers: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`cookiecutter --no-input key=value ...` in a sandbox: its own HOME, TMPDIR, cwd, config."""
-    for folder in ("home", "tmp", "cwd", "out"):
-        (sandbox / folder).mkdir(parents=True)
-    config = sandbox / "config.yaml"
-    config.write_text(
-        json.dumps(
-            {"replay_dir": str(sandbox / "replay"), "cookiecutters_dir": str(sandbox / "cc")}
-        )
-    )
-    env = {
-        **project_env(),
-        "HOME": str(sandbox / "home"),
-        "TMPDIR": str(sandbox / "tmp"),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            "--no-input",
-            "--config-file",
-            str(config),
-            "--output-dir",
-            str(sandbox / "out"),
-            str(TEMPLATE),
-            *(f"{key}={value}" for key, value in answers.items()),
-        ],
-        cwd=sandbox / "cwd",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def files(root: Path) -> Iterator[Path]:
     yield from (path for path in sorted(root.rglob("*")) if path.is_file())
 
@@ -282,15 +251,6 @@ def check_refused(result: subprocess.CompletedProcess[str], sandbox: Path) -> No
         field = line.removeprefix("error: ").split("=", 1)[0]
         assert field in pre_gen.FIELD_CHECKS or field in COOKIECUTTER_JSON, line
     assert left_behind(sandbox) == []
-
-
-def parse(path: Path) -> object:
-    text = path.read_text()
-    if path.suffix == ".toml":
-        return tomllib.loads(text)
-    if path.suffix == ".json":
-        return json.loads(text)
-    return list(yaml.safe_load_all(text))
 
 
 def fastapi_title(project: Path, package: str) -> object:
@@ -335,7 +295,7 @@ def check_accepted(
     answered = sorted({value.encode() for value in typed.values()}, key=len, reverse=True)
     for path in files(project):
         if path.suffix in {".toml", ".yaml", ".yml", ".json"}:
-            parse(path)
+            parse_structured(path)
         text = path.read_bytes()
         for value in answered:
             text = text.replace(value, b"")
@@ -357,7 +317,7 @@ def test_every_answer_bakes_a_clean_project_or_is_refused_leaving_nothing(
     sandboxes: Iterator[Path], answers: dict[str, str]
 ) -> None:
     sandbox = next(sandboxes)
-    result = bake(sandbox, answers)
+    result = bake_on_command_line(sandbox, answers)
     if result.returncode == 0:
         event("accepted")
         check_accepted(result, sandbox, answers)
@@ -390,7 +350,7 @@ BAKED_REGRESSIONS: dict[str, dict[str, str]] = {
 
 @pytest.mark.parametrize("answers", BAKED_REGRESSIONS.values(), ids=BAKED_REGRESSIONS.keys())
 def test_answers_that_once_broke_a_bake_bake_clean(tmp_path: Path, answers: dict[str, str]) -> None:
-    check_accepted(bake(tmp_path, answers), tmp_path, answers)
+    check_accepted(bake_on_command_line(tmp_path, answers), tmp_path, answers)
 
 
 @pytest.fixture(scope="module")
@@ -409,7 +369,7 @@ def test_accepted_answers_install_type_check_import_and_pass_their_tests(
     sandboxes: Iterator[Path], shared_environment: dict[str, str], answers: dict[str, str]
 ) -> None:
     sandbox = next(sandboxes)
-    project = check_accepted(bake(sandbox, answers), sandbox, answers)
+    project = check_accepted(bake_on_command_line(sandbox, answers), sandbox, answers)
     [package] = (project / "src").iterdir()
     env = shared_environment
     run([UV, "lock", "--quiet"], project, env)

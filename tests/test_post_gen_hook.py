@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import DEFAULT_ANSWERS, TEMPLATE, option_values
+from .conftest import DEFAULT_ANSWERS, TEMPLATE, bake_on_command_line, option_values
 from .hooks import post_gen
-from .test_pre_gen_hook import bake_on_command_line
 
 PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
 
@@ -79,7 +78,6 @@ def test_next_steps_name_the_folder_and_the_first_commands(
 
 
 def test_a_bake_on_the_command_line_prints_where_the_project_is(tmp_path: Path) -> None:
-    output = tmp_path / "out"
-    result = bake_on_command_line(tmp_path, output, {})
+    result = bake_on_command_line(tmp_path, {})
     assert result.returncode == 0, result.stderr
-    assert f"  cd {output / 'my-service'}" in result.stdout.splitlines()
+    assert f"  cd {tmp_path / 'out' / 'my-service'}" in result.stdout.splitlines()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import conftest
-from .conftest import COOKIECUTTER_JSON, TEMPLATE
+from .conftest import COOKIECUTTER_JSON, bake_on_command_line
 from .hooks import pre_gen
 
 DEFAULT_ANSWERS: dict[str, Any] = {**conftest.DEFAULT_ANSWERS, "_cookiecutter": COOKIECUTTER_JSON}
@@ -180,39 +178,13 @@ def output_dir(tmp_path: Path) -> Path:
     return output
 
 
-def bake_on_command_line(
-    tmp_path: Path, output: Path, changes: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """`cookiecutter --no-input` as a user runs it, answers given as key=value arguments."""
-    config = tmp_path / "config.yaml"
-    config.write_text(f"replay_dir: {tmp_path / 'replay'}\ncookiecutters_dir: {tmp_path / 'cc'}\n")
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            "--no-input",
-            "--config-file",
-            str(config),
-            "--output-dir",
-            str(output),
-            str(TEMPLATE),
-            *(f"{key}={value}" for key, value in changes.items()),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("changes", "line"), BAKED_BAD_ANSWERS.values(), ids=BAKED_BAD_ANSWERS.keys()
 )
 def test_bad_answer_stops_the_command_line_bake_and_leaves_nothing(
     tmp_path: Path, output_dir: Path, changes: dict[str, str], line: str
 ) -> None:
-    result = bake_on_command_line(tmp_path, output_dir, changes)
+    result = bake_on_command_line(tmp_path, changes)
     assert result.returncode == 1
     # A bad slug is also a bad package name, which is derived from it: both are reported.
     errors = [text for text in result.stderr.splitlines() if text.startswith("error: ")]
@@ -225,6 +197,6 @@ def test_answers_cookiecutter_refuses_itself_leave_nothing(
     tmp_path: Path, output_dir: Path, key: str
 ) -> None:
     changes, _ = BAD_ANSWERS[key]
-    result = bake_on_command_line(tmp_path, output_dir, changes)
+    result = bake_on_command_line(tmp_path, changes)
     assert result.returncode != 0
     assert list(output_dir.iterdir()) == []
