@@ -8,6 +8,9 @@ UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 VENV := .venv
 BAKED := build/my-service
 export UV_NO_PROGRESS := 1
+# What these targets run, the baked project's own make targets included, finds
+# the tools (uv above all) that `make` installed into .venv.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -20,14 +23,21 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
-serve: $(VENV)/.synced ## bake the default service into build/ and serve it on $PORT (default 8000)
-	$(VENV)/bin/cookiecutter --no-input --overwrite-if-exists --output-dir build .
-	cd $(BAKED) && $(CURDIR)/$(VENV)/bin/uv sync --quiet
-	cd $(BAKED) && $(CURDIR)/$(VENV)/bin/uv run --no-sync my-service migrate
-	cd $(BAKED) && exec $(CURDIR)/$(VENV)/bin/uv run --no-sync my-service serve
+# A bake never overwrites build/my-service: edits made there are kept, and served.
+serve: $(VENV)/.synced ## bake the default service into build/my-service (once) and serve it on $PORT (default 8000)
+	@if [ -e $(BAKED) ]; then \
+		echo "$(BAKED) exists: serving it as it is (remove it to bake the template again)"; \
+	else \
+		cookiecutter --no-input --output-dir build .; \
+	fi
+	cd $(BAKED) && uv sync --quiet
+	cd $(BAKED) && uv run --no-sync my-service migrate
+	cd $(BAKED) && exec uv run --no-sync my-service serve
 
+# -v: a line as each test starts and as it ends, with its stack in its id and
+# the share of the suite done.
 test: $(VENV)/.synced ## run the whole test suite
-	$(VENV)/bin/pytest -n auto --dist loadgroup
+	pytest -n auto --dist loadgroup -v
 
 # The load generator is wrk, a system package (`sudo apt-get install wrk`): without it,
 # throughput and latency are reported as skipped. BENCH_ARGS passes options, e.g. --runs=9.
@@ -35,8 +45,8 @@ bench: $(VENV)/.synced ## measure the default service against bare baselines int
 	$(VENV)/bin/python -m benchmarks.run $(BENCH_ARGS)
 
 lint: $(VENV)/.synced ## lint the hooks, tests and benchmarks
-	$(VENV)/bin/ruff check hooks tests benchmarks
-	$(VENV)/bin/ruff format --check hooks tests benchmarks
+	$(VENV)/bin/ruff check hooks tests benchmarks local_extensions.py
+	$(VENV)/bin/ruff format --check hooks tests benchmarks local_extensions.py
 
 clean: ## remove the tools, the environment and baked projects
 	rm -rf .tools $(VENV) build

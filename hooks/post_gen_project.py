@@ -4,7 +4,8 @@
 values owns (yes/no options are keyed True/False). A path stays when the
 chosen value owns it and goes when only unchosen values do. Paths not in the
 table belong to every project. Pruning is all this hook does: no network, no
-installs, nothing random.
+installs, nothing random. Then it tells the person where the project is and
+the first commands to run.
 
 Where two values need different files at the same path (FastAPI's and Flask's
 `app.py`), the template names each file with a condition, e.g.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import sys
 from collections.abc import Mapping
@@ -103,9 +105,32 @@ def remove_paths(root: str | os.PathLike[str], paths: list[str]) -> None:
             os.remove(path)
 
 
+def next_steps(answers: Mapping[str, object], project: str) -> str:
+    """A short, plain message: where the project is and the first commands to run there."""
+    commands = [("make setup", "install the dependencies (needs uv: https://docs.astral.sh/uv/)")]
+    if answers["database"] == "postgresql":
+        commands.append(("make migrate", "create the schema (set DATABASE_URL in .env first)"))
+    elif answers["database"] != "none":
+        commands.append(("make migrate", "create the database schema"))
+    commands.append(("make run", "serve on http://localhost:8000"))
+    if answers["worker"] != "none":
+        commands.append(("make worker", "in another terminal: run the background jobs"))
+    return "\n".join(
+        [
+            f"{answers['project_slug']} is ready in {project}",
+            "",
+            f"  cd {shlex.quote(project)}",
+            *(f"  {command:<13}# {why}" for command, why in commands),
+            "",
+            "Its README.md has the rest.",
+        ]
+    )
+
+
 def main(answers_json: str) -> int:
     answers = json.loads(answers_json)
     remove_paths(os.getcwd(), paths_to_remove(answers))
+    print(next_steps(answers, os.getcwd()))
     return 0
 
 

@@ -12,78 +12,65 @@ import json
 import keyword
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 
-# Import names of the generated service's dependencies and tools. A package
-# with one of these names would shadow it in the project's own environment.
-DEPENDENCY_MODULES = frozenset(
-    {
-        "alembic",
-        "amqp",
-        "annotated_types",
-        "anyio",
-        "billiard",
-        "blinker",
-        "celery",
-        "click",
-        "click_didyoumean",
-        "click_plugins",
-        "click_repl",
-        "croniter",
-        "dateutil",
-        "dotenv",
-        "fastapi",
-        "flask",
-        "gunicorn",
-        "h11",
-        "honcho",
-        "httpcore",
-        "httptools",
-        "httpx",
-        "idna",
-        "itsdangerous",
-        "jinja2",
-        "kombu",
-        "mako",
-        "markupsafe",
-        "mypy",
-        "packaging",
-        "pip",
-        "prompt_toolkit",
-        "psycopg",
-        "psycopg_binary",
-        "pydantic",
-        "pydantic_core",
-        "pydantic_settings",
-        "pytest",
-        "redis",
-        "rq",
-        "ruff",
-        "setuptools",
-        "six",
-        "sniffio",
-        "sqlalchemy",
-        "starlette",
-        "typing_extensions",
-        "tzdata",
-        "tzlocal",
-        "uv",
-        "uvicorn",
-        "uvloop",
-        "vine",
-        "wcwidth",
-        "werkzeug",
-    }
+
+def words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# What the generated service's environments install, for every stack, dev group
+# and build backend included (tests/test_refused_names.py derives these from
+# real environments and fails when one is missing). A project that takes one of
+# these names would shadow or replace it: as its distribution name (the slug),
+# its command (the slug) or its import name (the package).
+DEPENDENCY_DISTRIBUTIONS = words(
+    """
+    alembic amqp annotated-doc annotated-types anyio ast-serialize billiard blinker celery
+    click click-didyoumean click-plugins click-repl croniter fastapi flask gunicorn h11
+    hatchling honcho httpcore httpcore2 httptools httpx httpx2 idna iniconfig itsdangerous
+    jinja2 kombu librt mako markupsafe mypy mypy-extensions opentelemetry-api packaging
+    pathspec pip pluggy prompt-toolkit psycopg psycopg-binary pydantic pydantic-core
+    pydantic-settings pygments pytest python-dateutil python-dotenv redis rq ruff setuptools
+    six sniffio sqlalchemy starlette truststore types-gunicorn typing-extensions
+    typing-inspection tzdata tzlocal uv uvicorn uvloop vine wcwidth werkzeug
+    """
+)
+DEPENDENCY_MODULES = words(
+    """
+    _pytest alembic amqp annotated_doc annotated_types anyio ast_serialize billiard blinker
+    celery click click_didyoumean click_plugins click_repl croniter dateutil dotenv fastapi
+    flask gunicorn h11 honcho httpcore httpcore2 httptools httpx httpx2 idna iniconfig
+    itsdangerous jinja2 kombu librt mako markupsafe mypy mypy_extensions mypyc opentelemetry
+    packaging pathspec pip pluggy prompt_toolkit psycopg psycopg_binary py pydantic
+    pydantic_core pydantic_settings pygments pytest redis rq ruff setuptools six sniffio
+    sqlalchemy starlette truststore typing_extensions typing_inspection tzdata tzlocal uv
+    uvicorn uvloop vine wcwidth werkzeug
+    """
+)
+DEPENDENCY_COMMANDS = words(
+    """
+    alembic celery dmypy dotenv fastapi flask gunicorn gunicornc honcho httpx httpx2 idna
+    mako-render mypy mypyc py.test pygmentize pytest rq rqinfo rqworker ruff stubgen stubtest
+    uv uvicorn uvx
+    """
 )
 # sys.stdlib_module_names leaves out the standard library's own `test` package.
 STDLIB_MODULES = sys.stdlib_module_names | {"test"}
 # Names the project itself uses for something else.
 PROJECT_NAMES = frozenset({"tests", "migrations", "src"})
+# Folders the project's .gitignore leaves out, and so its build backend too.
+IGNORED_NAMES = frozenset({"build", "dist", "htmlcov"})
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
-PACKAGE_PATTERN = re.compile(r"[a-z_][a-z0-9_]*")
-# No quotes or backslashes either: the address is rendered into a TOML string.
-EMAIL_PATTERN = re.compile(r"[^@\s\"\\]+@[^@\s\"\\]+\.[A-Za-z0-9-]{2,}")
+PACKAGE_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+# An address as people write them (letters of any script in both parts), with
+# no quotes, backslashes, spaces or control characters: it is rendered into a
+# TOML string and the package's metadata.
+EMAIL_PATTERN = re.compile(
+    r"[\w.!#$%&'*+/=?^`{|}~-]+@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]"
+)
 # PEP 440, as published in the specification (and used by `packaging`).
 VERSION_PATTERN = re.compile(
     r"""
@@ -97,13 +84,24 @@ VERSION_PATTERN = re.compile(
     """,
     re.VERBOSE | re.IGNORECASE,
 )
-# Free text is rendered into TOML and Python string literals.
-TEXT_FORBIDDEN = re.compile(r'["\\\x00-\x1f\x7f]')
+# Free text is rendered into TOML and Python string literals: no quotes or
+# backslashes, no control characters (C0, C1), no line or paragraph separators,
+# no bidirectional overrides (they make code read differently than it runs),
+# no lone surrogates (a command line's undecodable bytes; no file can hold them).
+TEXT_FORBIDDEN = re.compile(
+    '["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]'
+)
 TEXT_MAX_LENGTH = 200
-# Names appear in code lines that must stay within the linter's line length.
+# Names appear in code lines that must stay within the linter's line length,
+# which counts a wide character (CJK, most emoji) as two columns.
 NAME_MAX_LENGTH = 50
 
 Answers = Mapping[str, object]
+
+
+def columns(text: str) -> int:
+    """Columns `text` takes in an editor or a linter: wide and fullwidth characters count 2."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
 def module_name_problem(name: str) -> str | None:
@@ -116,6 +114,11 @@ def module_name_problem(name: str) -> str | None:
         return f"shadows the dependency {name!r}; choose another name"
     if name in PROJECT_NAMES:
         return f"is used by the project layout ({name}/); choose another name"
+    if name in IGNORED_NAMES:
+        return (
+            f"is a folder the project's .gitignore leaves out ({name}/), "
+            "so the package would not be built; choose another name"
+        )
     return None
 
 
@@ -127,6 +130,10 @@ def check_slug(slug: str) -> str | None:
             "must be lowercase letters, digits and single hyphens, "
             "starting with a letter (e.g. 'my-service')"
         )
+    if slug in DEPENDENCY_DISTRIBUTIONS:
+        return f"shadows the dependency {slug!r}; choose another name"
+    if slug in DEPENDENCY_COMMANDS:
+        return f"shadows the command {slug!r} of a dependency; choose another name"
     return module_name_problem(slug.replace("-", "_"))
 
 
@@ -136,7 +143,7 @@ def check_package(name: str) -> str | None:
     if not PACKAGE_PATTERN.fullmatch(name) or not name.isidentifier():
         return (
             "must be a lowercase Python identifier: letters, digits and "
-            "underscores, not starting with a digit (e.g. 'my_service')"
+            "underscores, starting with a letter (e.g. 'my_service')"
         )
     return module_name_problem(name)
 
@@ -148,25 +155,37 @@ def check_email(email: str) -> str | None:
 
 
 def check_version(version: str) -> str | None:
-    if not VERSION_PATTERN.fullmatch(version):
+    match = VERSION_PATTERN.fullmatch(version)
+    if not match:
         return "is not a PEP 440 version (e.g. '0.1.0', '1.0rc1')"
+    if match["epoch"] or match["local"]:
+        return (
+            "has an epoch (N!) or a local label (+...), which an image tag cannot hold "
+            "and PyPI refuses; use a plain version (e.g. '0.1.0')"
+        )
     return None
 
 
 def check_text(
-    text: str, *, required: bool = False, max_length: int = TEXT_MAX_LENGTH
+    text: str, *, max_length: int = TEXT_MAX_LENGTH, measure: Callable[[str], int] = len
 ) -> str | None:
-    if required and not text.strip():
+    if not text.strip():
         return "must not be empty"
-    if len(text) > max_length:
-        return f"is longer than {max_length} characters"
+    if text != text.strip():
+        return "must not start or end with a space or other whitespace"
+    if measure(text) > max_length:
+        unit = "columns (a wide character counts 2)" if measure is columns else "characters"
+        return f"is longer than {max_length} {unit}"
     if TEXT_FORBIDDEN.search(text):
-        return "must not contain double quotes, backslashes or control characters"
+        return (
+            "must not contain double quotes, backslashes, control characters, "
+            "line separators or bidirectional overrides"
+        )
     return None
 
 
 FIELD_CHECKS: dict[str, Callable[[str], str | None]] = {
-    "project_name": lambda value: check_text(value, required=True, max_length=NAME_MAX_LENGTH),
+    "project_name": lambda value: check_text(value, max_length=NAME_MAX_LENGTH, measure=columns),
     "project_slug": check_slug,
     "package_name": check_package,
     "description": check_text,

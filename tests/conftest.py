@@ -8,11 +8,13 @@ import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 # The container and Kubernetes tests' combinations and bakes.
 pytest_plugins = ["tests.deployment"]
@@ -97,6 +99,56 @@ def run(
     output = f"$ {' '.join(command)}\n{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, output
     return output
+
+
+def bake_on_command_line(
+    sandbox: Path, answers: dict[str, Any]
+) -> subprocess.CompletedProcess[str]:
+    """`cookiecutter --no-input key=value ...` as a person runs it, into `sandbox`/out.
+
+    The bake has a sandbox of its own: HOME, TMPDIR, working directory and
+    cookiecutter config (its replay folder), so a test can see all it wrote.
+    """
+    for folder in ("home", "tmp", "cwd", "out"):
+        (sandbox / folder).mkdir(parents=True, exist_ok=True)
+    config = sandbox / "config.yaml"
+    config.write_text(
+        json.dumps(
+            {"replay_dir": str(sandbox / "replay"), "cookiecutters_dir": str(sandbox / "cc")}
+        )
+    )
+    env = project_env(HOME=str(sandbox / "home"), TMPDIR=str(sandbox / "tmp"))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # nor in the template: its Jinja extension is imported
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            "--config-file",
+            str(config),
+            "--output-dir",
+            str(sandbox / "out"),
+            str(TEMPLATE),
+            *(f"{key}={value}" for key, value in answers.items()),
+        ],
+        cwd=sandbox / "cwd",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def parse_structured(path: Path) -> object:
+    """A TOML, JSON or YAML file's content (every YAML document); raises on a syntax error."""
+    text = path.read_text()
+    if path.suffix == ".toml":
+        return tomllib.loads(text)
+    if path.suffix == ".json":
+        return json.loads(text)
+    return list(yaml.safe_load_all(text))
 
 
 def project_env(**overrides: str | None) -> dict[str, str]:

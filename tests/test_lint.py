@@ -14,7 +14,7 @@ from .conftest import RUFF, TEMPLATE
 )
 def test_hooks_tests_and_benchmarks_are_clean(command: list[str]) -> None:
     result = subprocess.run(
-        [RUFF, *command, "hooks", "tests", "benchmarks"],
+        [RUFF, *command, "hooks", "tests", "benchmarks", "local_extensions.py"],
         cwd=TEMPLATE,
         capture_output=True,
         text=True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import itertools
-import json
 import re
 import tomllib
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import yaml
 from detect_secrets import SecretsCollection
 from detect_secrets.settings import default_settings, get_filters
 
-from .conftest import DEFAULT_ANSWERS, RUFF, UNRENDERED, option_values, run
+from .conftest import DEFAULT_ANSWERS, RUFF, UNRENDERED, option_values, parse_structured, run
 from .hooks import post_gen, pre_gen
 from .validators import VALIDATORS, distinct, files_for, validate
 
@@ -168,15 +167,6 @@ def test_chosen_values_libraries_are_declared(projects: dict[str, Path]) -> None
             if COMBINATIONS[name][option] == value and not modules & declared:
                 undeclared[f"{name}: {option}={value}"] = sorted(modules)
     assert undeclared == {}
-
-
-def parse_structured(path: Path) -> object:
-    text = path.read_text()
-    if path.suffix == ".toml":
-        return tomllib.loads(text)
-    if path.suffix == ".json":
-        return json.loads(text)
-    return list(yaml.safe_load_all(text))
 
 
 def test_every_yaml_toml_and_json_file_parses(projects: dict[str, Path]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import DEFAULT_ANSWERS, TEMPLATE, option_values
+from .conftest import DEFAULT_ANSWERS, TEMPLATE, bake_on_command_line, option_values
 from .hooks import post_gen
 
 PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
@@ -56,3 +56,28 @@ def test_remove_paths_deletes_files_and_folders(tmp_path: Path) -> None:
     (tmp_path / "kept.txt").write_text("")
     post_gen.remove_paths(tmp_path, ["folder", "file.txt", "missing.txt"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
+
+
+@pytest.mark.parametrize(
+    ("database", "worker", "commands"),
+    [
+        ("sqlite", "none", ["make setup", "make migrate", "make run"]),
+        ("postgresql", "celery", ["make setup", "make migrate", "make run", "make worker"]),
+        ("none", "none", ["make setup", "make run"]),
+    ],
+    ids=["sqlite", "postgresql-worker", "no-database"],
+)
+def test_next_steps_name_the_folder_and_the_first_commands(
+    database: str, worker: str, commands: list[str]
+) -> None:
+    answers = {**DEFAULT_ANSWERS, "database": database, "worker": worker}
+    lines = post_gen.next_steps(answers, "/srv/my projects/my-service").splitlines()
+    assert lines[0] == "my-service is ready in /srv/my projects/my-service"
+    assert "  cd '/srv/my projects/my-service'" in lines
+    assert [line.split("#")[0].strip() for line in lines if line.startswith("  make ")] == commands
+
+
+def test_a_bake_on_the_command_line_prints_where_the_project_is(tmp_path: Path) -> None:
+    result = bake_on_command_line(tmp_path, {})
+    assert result.returncode == 0, result.stderr
+    assert f"  cd {tmp_path / 'out' / 'my-service'}" in result.stdout.splitlines()

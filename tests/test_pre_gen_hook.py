@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import conftest
-from .conftest import COOKIECUTTER_JSON, TEMPLATE
+from .conftest import COOKIECUTTER_JSON, bake_on_command_line
 from .hooks import pre_gen
 
 DEFAULT_ANSWERS: dict[str, Any] = {**conftest.DEFAULT_ANSWERS, "_cookiecutter": COOKIECUTTER_JSON}
@@ -37,7 +35,7 @@ BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
     ),
     "slug-dependency-hyphenated": (
         {"project_slug": "pydantic-core"},
-        "project_slug='pydantic-core': shadows the dependency 'pydantic_core'",
+        "project_slug='pydantic-core': shadows the dependency 'pydantic-core'",
     ),
     "package-hyphen": ({"package_name": "my-service"}, "package_name='my-service': must be a"),
     "package-leading-digit": ({"package_name": "1service"}, "package_name='1service': must be"),
@@ -73,6 +71,60 @@ BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
         "description='Serves C:\\\\files': must not contain double quotes, backslashes",
     ),
     "author-newline": ({"author_name": "Ada\nLovelace"}, "author_name='Ada\\nLovelace': must not"),
+    # Found by the property-based test of the questions (tests/test_answers.py).
+    "slug-dependency-distribution": (
+        {"project_slug": "python-dotenv"},
+        "project_slug='python-dotenv': shadows the dependency 'python-dotenv'",
+    ),
+    "slug-dependency-command": (
+        {"project_slug": "rqworker"},
+        "project_slug='rqworker': shadows the command 'rqworker' of a dependency",
+    ),
+    "package-tool-dependency": (
+        {"package_name": "mypy_extensions"},
+        "package_name='mypy_extensions': shadows the dependency 'mypy_extensions'",
+    ),
+    "package-leading-underscore": ({"package_name": "_private"}, "package_name='_private': must"),
+    "package-dunder-main": ({"package_name": "__main__"}, "package_name='__main__': must be"),
+    "package-ignored-folder": (
+        {"package_name": "build"},
+        "package_name='build': is a folder the project's .gitignore leaves out (build/)",
+    ),
+    "slug-slash": ({"project_slug": "team/service"}, "project_slug='team/service': must be"),
+    "slug-too-long-for-a-folder": (
+        {"project_slug": "s" * 300},
+        f"project_slug='{'s' * 300}': is longer than 50 characters",
+    ),
+    "email-control-character": (
+        {"author_email": "a\x01b@example.com"},
+        "author_email='a\\x01b@example.com': is not an email address",
+    ),
+    "email-angle-bracket": ({"author_email": "a<b@example.com"}, "author_email='a<b@example.com'"),
+    "version-local": ({"version": "1.0+abc"}, "version='1.0+abc': has an epoch (N!) or a local"),
+    "version-epoch": ({"version": "1!2.0"}, "version='1!2.0': has an epoch (N!) or a local"),
+    "name-leading-space": (
+        {"project_name": "  Lead", "project_slug": "lead"},
+        "project_name='  Lead': must not start or end with a space",
+    ),
+    "description-trailing-space": (
+        {"description": "Bills. "},
+        "description='Bills. ': must not start or end with a space",
+    ),
+    "description-empty": ({"description": ""}, "description='': must not be empty"),
+    "author-empty": ({"author_name": ""}, "author_name='': must not be empty"),
+    "name-too-wide": (
+        {"project_name": "服" * 26, "project_slug": "svc"},
+        f"project_name='{'服' * 26}': is longer than 50 columns (a wide character counts 2)",
+    ),
+    "description-line-separator": (
+        {"description": "one\u2028two"},
+        "description='one\\u2028two': must not contain double quotes, backslashes, control",
+    ),
+    "author-c1-control": ({"author_name": "A\x85da"}, "author_name='A\\x85da': must not contain"),
+    "author-bidi-override": (
+        {"author_name": "\u202eAda"},
+        "author_name='\\u202eAda': must not contain",
+    ),
     "database-unknown": (
         {"database": "mysql"},
         "database='mysql': not one of the choices (sqlite, postgresql, none)",
@@ -110,11 +162,10 @@ def test_every_bad_answer_is_reported_at_once() -> None:
     assert [line.split("=")[0] for line in pre_gen.problems(answers)] == ["author_email", "version"]
 
 
-# Bakes that cookiecutter itself refuses before the hook can run: an empty slug
-# renders an empty directory name (cookiecutter: "directory already exists"),
-# and an invalid choice fails in cookiecutter's own prompt code.
-# So is a yes/no answer that is not one (cookiecutter: "could not be converted to a boolean").
-REFUSED_BEFORE_HOOK = {"slug-empty", "database-unknown", "worker-unknown", "docker-not-boolean"}
+# Bakes that cookiecutter itself refuses before the hook can run: an invalid
+# choice fails in cookiecutter's own prompt code, and so does a yes/no answer
+# that is not one (cookiecutter: "could not be converted to a boolean").
+REFUSED_BEFORE_HOOK = {"database-unknown", "worker-unknown", "docker-not-boolean"}
 BAKED_BAD_ANSWERS = {
     key: value for key, value in BAD_ANSWERS.items() if key not in REFUSED_BEFORE_HOOK
 }
@@ -127,39 +178,13 @@ def output_dir(tmp_path: Path) -> Path:
     return output
 
 
-def bake_on_command_line(
-    tmp_path: Path, output: Path, changes: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """`cookiecutter --no-input` as a user runs it, answers given as key=value arguments."""
-    config = tmp_path / "config.yaml"
-    config.write_text(f"replay_dir: {tmp_path / 'replay'}\ncookiecutters_dir: {tmp_path / 'cc'}\n")
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            "--no-input",
-            "--config-file",
-            str(config),
-            "--output-dir",
-            str(output),
-            str(TEMPLATE),
-            *(f"{key}={value}" for key, value in changes.items()),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("changes", "line"), BAKED_BAD_ANSWERS.values(), ids=BAKED_BAD_ANSWERS.keys()
 )
 def test_bad_answer_stops_the_command_line_bake_and_leaves_nothing(
     tmp_path: Path, output_dir: Path, changes: dict[str, str], line: str
 ) -> None:
-    result = bake_on_command_line(tmp_path, output_dir, changes)
+    result = bake_on_command_line(tmp_path, changes)
     assert result.returncode == 1
     # A bad slug is also a bad package name, which is derived from it: both are reported.
     errors = [text for text in result.stderr.splitlines() if text.startswith("error: ")]
@@ -172,6 +197,6 @@ def test_answers_cookiecutter_refuses_itself_leave_nothing(
     tmp_path: Path, output_dir: Path, key: str
 ) -> None:
     changes, _ = BAD_ANSWERS[key]
-    result = bake_on_command_line(tmp_path, output_dir, changes)
+    result = bake_on_command_line(tmp_path, changes)
     assert result.returncode != 0
     assert list(output_dir.iterdir()) == []

@@ -1,4 +1,4 @@
 """{{ cookiecutter.project_name }}.
 
-{{ cookiecutter.description | wordwrap(79) }}
+{{ cookiecutter.description | wrap_columns(79) }}
 """
