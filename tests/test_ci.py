@@ -39,6 +39,8 @@ CI_FILES = {"github": ".github/workflows/ci.yml", "gitlab": ".gitlab-ci.yml"}
 TEMPLATE_UPDATE_WORKFLOW = ".github/workflows/template-update.yml"
 # Targets whose tool runs with uvx, outside the project's environment: no `uv sync` first.
 UVX_TARGETS = {"audit", "check-template"}
+# Targets that run a container engine, not the project's environment.
+IMAGE_TARGETS = {"smoke-image"}
 DEPENDABOT = ".github/dependabot.yml"
 BACKING_SERVICE_ENV = {"TEST_DATABASE_URL", "TEST_REDIS_URL", "REQUIRE_BACKING_SERVICES"}
 # Hooks of pre-commit-hooks by id, and the console script the package installs for each.
@@ -93,14 +95,14 @@ def make_targets(project: Path) -> set[str]:
 
 
 def made_targets(commands: list[str]) -> list[str]:
-    """The make targets in shell commands, past any leading VAR=value assignments."""
+    """The make targets in shell commands, past any VAR=value assignments around them."""
     targets = []
     for command in commands:
         words = shlex.split(command)
         while words and "=" in words[0]:
             words.pop(0)
         if words[:1] == ["make"]:
-            targets.extend(words[1:])
+            targets.extend(word for word in words[1:] if "=" not in word)  # not VAR=value
     return targets
 
 
@@ -150,13 +152,13 @@ def test_ci_runs_every_check_as_a_make_target(bake: Callable[..., Path], answers
     jobs = ci_jobs(project, answers["ci"])
     called = {target for commands in jobs.values() for target in made_targets(commands)}
     assert called <= make_targets(project)
-    expected = {"lint", "check-env-example", "test", "audit", "check-template"}
+    expected = {"lint", "check-env-example", "test", "audit", "check-template", "smoke-image"}
     if answers["database"] != "none":
         expected.add("check-migrations")
     assert called == expected
     for commands in jobs.values():
         # Jobs that run the project's tools install exactly the locked dependencies first.
-        if set(made_targets(commands)) - UVX_TARGETS:
+        if set(made_targets(commands)) - UVX_TARGETS - IMAGE_TARGETS:
             assert commands[0] == "uv sync --locked", commands
 
 
