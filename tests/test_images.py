@@ -781,6 +781,6 @@ def test_kube_play_runs_web_and_worker_with_their_config_and_secret(
     )
     assert inspect("container", web)["State"]["ExitCode"] == 0, podman("logs", web).stdout
     if inspect("container", worker)["State"]["ExitCode"] != 0:
-        # Seen in every run here: in a played pod (slirp4netns), Celery logs its warm
+        # Seen in both runs here: in a played pod (slirp4netns), Celery logs its warm
         # shutdown and is then killed at the grace period; with --network=host it exits 0.
         pytest.xfail("the Celery worker pod is killed at the grace period after a warm shutdown")
