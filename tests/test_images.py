@@ -542,6 +542,28 @@ def test_no_secret_reaches_any_layer_or_the_image_config(image: Image, tmp_path:
                 assert CANARY.encode() not in layer.read(), member.name
 
 
+# Both frameworks; SQLite's default URL, and PostgreSQL's required one unreachable.
+SMOKE_STACKS = (STACKS[0], STACKS[2])
+
+
+@pytest.mark.parametrize("stack", stack_params(lambda s: s in SMOKE_STACKS))
+def test_make_smoke_image_what_ci_runs_passes_on_podman(image: Image, tmp_path: Path) -> None:
+    """CI's image job: build, wait for /healthz inside the container, stop, exit 0."""
+    project = tmp_path / "project"
+    shutil.copytree(image.project, project, ignore=shutil.ignore_patterns(".venv", ".data"))
+    tag = f"{image.tag}-smoke"
+    try:
+        smoke = engine_command(
+            ["make", "smoke-image", "CONTAINER=podman", f"IMAGE={tag}", f"RELEASE_ID={RELEASE}"],
+            timeout=600,
+            cwd=project,
+        )
+    finally:
+        remove_image(tag)
+    *_, healthz = smoke.stdout.split()
+    assert json.loads(healthz) == {"status": "ok", "release": RELEASE}
+
+
 COMPOSE_STACK = {"web_framework": "fastapi", "database": "sqlite", "worker": "none"}
 
 
