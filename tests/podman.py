@@ -21,8 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from .conftest import missing
 
 PODMAN = shutil.which("podman")
@@ -183,11 +181,3 @@ def build_image(project: Path, tag: str, release: str) -> None:
 
 def remove_image(tag: str) -> None:
     podman("rmi", "--force", tag, check=False)
-
-
-@pytest.fixture(scope="session")
-def engine() -> str:
-    """Podman, with the base images in its store."""
-    command = require_podman()
-    ensure_base_images()
-    return command

@@ -33,8 +33,16 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .conftest import UV, dev_tool, missing, project_env, require_backing_service, stack_key
-from .deployment import combination_id
+from .conftest import (
+    DEFAULT_ANSWERS,
+    UV,
+    dev_tool,
+    missing,
+    project_env,
+    require_backing_service,
+    stack_key,
+)
+from .deployment import combination_id, env_file
 from .podman import (
     build_image,
     engine_command,
@@ -60,8 +68,11 @@ LOCAL_SECRET_FILES = {
     ".env.production": f"SECRET_KEY={CANARY}\n",
     "id_ed25519": f"-----BEGIN OPENSSH PRIVATE KEY-----\n{CANARY}\n",
 }
-# Longer than the service's GRACEFUL_TIMEOUT (20 s): a stop drains, never SIGKILLs.
-STOP_GRACE_SECONDS = 30
+# The drain the containers are given, and the engine's grace period, longer: a stop
+# drains, then exits, and is never SIGKILLed. Shorter than the defaults (20 s, 30 s),
+# so a known failure costs the suite less.
+GRACEFUL_TIMEOUT = 10
+STOP_GRACE_SECONDS = 15
 # What the engine itself changes: /etc, where it mounts hosts and resolv.conf.
 ENGINE_CHANGES = {"C /etc"}
 # A container's states while its process runs: `podman stop` makes it "stopping".
@@ -104,9 +115,7 @@ class Image:
     project: Path  # the baked project, its dependencies installed (its Python has SQLAlchemy)
     stack: dict[str, str]
 
-    @property
-    def slug(self) -> str:
-        return "my-service"
+    slug: str = DEFAULT_ANSWERS["project_slug"]  # the command every process runs
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +183,11 @@ def sql(project: Path, url: str, statement: str, rows: bool = False) -> str:
 @pytest.fixture
 def service_env(image: Image) -> Iterator[dict[str, str]]:
     """The environment a platform would give the processes: a port, a database, a queue."""
-    env = {"PORT": str(free_port()), "LOG_FORMAT": "json"}
+    env = {
+        "PORT": str(free_port()),
+        "LOG_FORMAT": "json",
+        "GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
+    }
     name = f"image_{secrets.token_hex(4)}"
     server = None
     if image.stack["database"] == "postgresql":
@@ -663,6 +676,10 @@ HTTP_GET = (
 )
 
 
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+
+
 def kustomize(directory: Path) -> list[dict[str, Any]]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
@@ -689,9 +706,12 @@ def kube_manifests(
         "DATABASE_URL": f"postgresql://postgres@{HOST_LOOPBACK}:5432/{name}",
         "REDIS_URL": f"redis://{HOST_LOOPBACK}:{redis.port or 6379}{redis.path}",
     }
-    (directory / "secret.env").write_text("".join(f"{k}={v}\n" for k, v in secret_env.items()))
-    with (directory / "config.env").open("a") as config:
-        config.write(f"WORKER_QUEUE={name}\n")
+    write_env_file(directory / "secret.env", secret_env)
+    config = env_file(directory / "config.env") | {
+        "WORKER_QUEUE": name,
+        "GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
+    }
+    write_env_file(directory / "config.env", config)
     kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
     [entry] = kustomization["images"]
     entry.update(newName=image.tag, newTag="latest")
@@ -797,7 +817,7 @@ def test_kube_play_runs_web_and_worker_with_their_config_and_secret(
         "pod",
         "stop",
         "--time",
-        str(STOP_GRACE_SECONDS + 10),
+        str(STOP_GRACE_SECONDS),
         *pods,
         timeout=STOP_GRACE_SECONDS + 60,
     )
