@@ -477,9 +477,13 @@ def report_row_locked(project: Path, url: str, report_id: int) -> Iterator[None]
         holder.wait(timeout=30)
 
 
-# Seen in 2 of 8 runs here, not yet explained: the RQ worker container logs its warm
-# shutdown with the job in hand, then neither finishes the job nor exits before SIGKILL (137).
-RQ_STOP = pytest.mark.xfail(reason="RQ worker as PID 1: sometimes killed at the grace period")
+# Seen in about a third of the runs here, not explained yet: the RQ worker container logs
+# its warm shutdown with the job in hand, then neither finishes the job nor exits before
+# SIGKILL (137).
+# Not strict: it passes in most runs. Make it strict (or drop it) once explained.
+RQ_STOP = pytest.mark.xfail(
+    reason="RQ worker as PID 1: sometimes killed at the grace period", strict=False
+)
 
 
 @pytest.mark.parametrize(
