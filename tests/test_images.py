@@ -674,10 +674,10 @@ KUBE_STACK = {"web_framework": "flask", "database": "postgresql", "worker": "cel
 PLAYABLE = {"ConfigMap", "Deployment"}
 # slirp4netns shows the host's loopback to the pods at this address.
 HOST_LOOPBACK = "10.0.2.2"
-HTTP_GET = (
-    "import sys, urllib.request; "
-    "print(urllib.request.urlopen('http://127.0.0.1:' + sys.argv[1] + sys.argv[2]).read().decode())"
-)
+
+
+def kind(documents: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [document for document in documents if document["kind"] == name]
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:
@@ -704,43 +704,46 @@ def kube_manifests(
     redis = urlsplit(require_backing_service("TEST_REDIS_URL"))
     name = f"image_{secrets.token_hex(4)}"
     sql(image.project, server, f'CREATE DATABASE "{name}"')
-    directory = tmp_path / "kubernetes"
-    shutil.copytree(deploy_projects[combination_id(KUBE_STACK)] / "deploy/kubernetes", directory)
-    secret_env = {
-        "DATABASE_URL": f"postgresql://postgres@{HOST_LOOPBACK}:5432/{name}",
-        "REDIS_URL": f"redis://{HOST_LOOPBACK}:{redis.port or 6379}{redis.path}",
-    }
-    write_env_file(directory / "secret.env", secret_env)
-    config = env_file(directory / "config.env") | {
-        "WORKER_QUEUE": name,
-        "GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
-    }
-    write_env_file(directory / "config.env", config)
-    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    [entry] = kustomization["images"]
-    entry.update(newName=image.tag, newTag="latest")
-    (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    documents = kustomize(directory)
-    secrets_ = [d for d in documents if d["kind"] == "Secret"]
-    for secret in secrets_:
-        # Podman 4.3 plays no Secret: it looks the name up in its own store, where it
-        # wants the Secret's data as JSON (base64 values, unwrapped).
-        data = {key: "".join(value.split()) for key, value in secret["data"].items()}
-        podman("secret", "create", secret["metadata"]["name"], "-", input_text=json.dumps(data))
+    documents: list[dict[str, Any]] = []
     played = tmp_path / "played.yaml"
-    played.write_text(yaml.safe_dump_all([d for d in documents if d["kind"] in PLAYABLE]))
     try:
+        directory = tmp_path / "kubernetes"
+        shutil.copytree(
+            deploy_projects[combination_id(KUBE_STACK)] / "deploy/kubernetes", directory
+        )
+        secret_env = {
+            "DATABASE_URL": f"postgresql://postgres@{HOST_LOOPBACK}:5432/{name}",
+            "REDIS_URL": f"redis://{HOST_LOOPBACK}:{redis.port or 6379}{redis.path}",
+        }
+        write_env_file(directory / "secret.env", secret_env)
+        config = env_file(directory / "config.env") | {
+            "WORKER_QUEUE": name,
+            "GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
+        }
+        write_env_file(directory / "config.env", config)
+        kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+        [entry] = kustomization["images"]
+        entry.update(newName=image.tag, newTag="latest")
+        (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        documents.extend(kustomize(directory))
+        for secret in kind(documents, "Secret"):
+            # Podman 4.3 plays no Secret: it looks the name up in its own store, where it
+            # wants the Secret's data as JSON (base64 values, unwrapped).
+            data = {key: "".join(value.split()) for key, value in secret["data"].items()}
+            podman("secret", "create", secret["metadata"]["name"], "-", input_text=json.dumps(data))
+        played.write_text(yaml.safe_dump_all([d for d in documents if d["kind"] in PLAYABLE]))
         yield image, {**secret_env, "WORKER_QUEUE": name}, played
     finally:
-        podman("kube", "down", str(played), check=False)
-        for deployment in (d for d in documents if d["kind"] == "Deployment"):
+        if played.exists():
+            podman("kube", "down", str(played), check=False)
+        for deployment in kind(documents, "Deployment"):
             # Left behind by a play that failed half-way, which `kube down` skips.
             pods = podman(
                 "pod", "ps", "--quiet", f"--filter=name={deployment['metadata']['name']}-pod"
             )
             for pod in pods.stdout.split():
                 podman("pod", "rm", "--force", pod, check=False)
-        for secret in secrets_:
+        for secret in kind(documents, "Secret"):
             podman("secret", "rm", secret["metadata"]["name"], check=False)
         sql(image.project, server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
