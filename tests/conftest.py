@@ -11,7 +11,7 @@ import tempfile
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -74,7 +74,11 @@ def require_backing_service(variable: str) -> str:
     url = os.environ.get(variable)
     if url:
         return url
-    reason = f"{variable} is not set: these tests need a real server"
+    missing(f"{variable} is not set: these tests need a real server")
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip for want of a server or tool; under REQUIRE_BACKING_SERVICES=1 (CI), fail."""
     if os.environ.get("REQUIRE_BACKING_SERVICES") == "1":
         pytest.fail(f"{reason} (REQUIRE_BACKING_SERVICES=1)")
     pytest.skip(reason)

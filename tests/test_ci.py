@@ -39,6 +39,8 @@ CI_FILES = {"github": ".github/workflows/ci.yml", "gitlab": ".gitlab-ci.yml"}
 TEMPLATE_UPDATE_WORKFLOW = ".github/workflows/template-update.yml"
 # Targets whose tool runs with uvx, outside the project's environment: no `uv sync` first.
 UVX_TARGETS = {"audit", "check-template"}
+# Targets that run a container engine, not the project's environment.
+IMAGE_TARGETS = {"smoke-image"}
 DEPENDABOT = ".github/dependabot.yml"
 BACKING_SERVICE_ENV = {"TEST_DATABASE_URL", "TEST_REDIS_URL", "REQUIRE_BACKING_SERVICES"}
 # Hooks of pre-commit-hooks by id, and the console script the package installs for each.
@@ -93,14 +95,14 @@ def make_targets(project: Path) -> set[str]:
 
 
 def made_targets(commands: list[str]) -> list[str]:
-    """The make targets in shell commands, past any leading VAR=value assignments."""
+    """The make targets in shell commands, past any VAR=value assignments around them."""
     targets = []
     for command in commands:
         words = shlex.split(command)
         while words and "=" in words[0]:
             words.pop(0)
         if words[:1] == ["make"]:
-            targets.extend(words[1:])
+            targets.extend(word for word in words[1:] if "=" not in word)  # not VAR=value
     return targets
 
 
@@ -150,13 +152,13 @@ def test_ci_runs_every_check_as_a_make_target(bake: Callable[..., Path], answers
     jobs = ci_jobs(project, answers["ci"])
     called = {target for commands in jobs.values() for target in made_targets(commands)}
     assert called <= make_targets(project)
-    expected = {"lint", "check-env-example", "test", "audit", "check-template"}
+    expected = {"lint", "check-env-example", "test", "audit", "check-template", "smoke-image"}
     if answers["database"] != "none":
         expected.add("check-migrations")
     assert called == expected
     for commands in jobs.values():
         # Jobs that run the project's tools install exactly the locked dependencies first.
-        if set(made_targets(commands)) - UVX_TARGETS:
+        if set(made_targets(commands)) - UVX_TARGETS - IMAGE_TARGETS:
             assert commands[0] == "uv sync --locked", commands
 
 
@@ -531,3 +533,41 @@ def test_audit_reads_the_locked_dependencies(baked_project: BakedProject) -> Non
         assert "No known vulnerabilities found" in output
     else:
         assert any(re.search(rf"\b{re.escape(name)}\b", output) for name in locked), output
+
+
+def make_variables(command: str) -> dict[str, str]:
+    """The VAR=value arguments of a make command."""
+    words = shlex.split(command)
+    return dict(word.split("=", 1) for word in words[1:] if "=" in word)
+
+
+IMAGE_JOBS = {"github": "image", "gitlab": "container-image"}
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+@pytest.mark.parametrize("use_docker", [True, False], ids=["docker", "no-docker"])
+def test_ci_smoke_tests_the_image_of_the_commit_and_publishes_it_from_the_default_branch(
+    bake: BakedProject, ci: str, use_docker: bool
+) -> None:
+    project = bake(ci=ci, use_docker=use_docker)
+    jobs = ci_jobs(project, ci)
+    if not use_docker:
+        assert IMAGE_JOBS[ci] not in jobs
+        return
+    commands = jobs[IMAGE_JOBS[ci]]
+    [smoke] = [command for command in commands if made_targets([command]) == ["smoke-image"]]
+    commit = {"github": "$GITHUB_SHA", "gitlab": "$CI_COMMIT_SHA"}[ci]
+    assert make_variables(smoke)["RELEASE_ID"] == commit
+    if ci == "github":
+        job = github_jobs(project)["image"]
+        assert job["permissions"] == {"contents": "read", "packages": "write"}
+        [publish] = [step for step in job["steps"] if "docker push" in step.get("run", "")]
+        assert publish["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+        assert job["env"]["IMAGE"].startswith("ghcr.io/")
+    else:
+        job = load_yaml(project / CI_FILES["gitlab"])["container-image"]
+        [publish] = [command for command in job["script"] if "docker push" in command]
+        assert publish.startswith('if [ "$CI_COMMIT_BRANCH" = "$CI_DEFAULT_BRANCH" ]; then')
+        assert job["variables"]["IMAGE"] == "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHA"
+    # The image is smoke-tested before anything is pushed.
+    assert commands.index(smoke) < commands.index(next(c for c in commands if "docker push" in c))

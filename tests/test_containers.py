@@ -159,7 +159,8 @@ def test_image_runs_the_web_process_as_pid_1_and_not_as_root(project: Path) -> N
 def test_no_secret_is_built_into_the_image(project: Path, tmp_path: Path) -> None:
     project = shutil.copytree(project, tmp_path / "project")  # a copy to add local files to
     stages = dockerfile_stages(project)
-    assert not any(arguments_of(stage, "ARG") for stage in stages)
+    build_args = [a.split("=")[0] for stage in stages for a in arguments_of(stage, "ARG")]
+    assert build_args == ["RELEASE_ID"]  # the commit, the one build argument
     assert not {name for stage in stages for name in env_names(stage) if SECRET_NAME.search(name)}
     for local_only in (".env", ".env.production", "uv.lock", ".data/x.sqlite3", "id_ed25519"):
         (project / local_only).parent.mkdir(exist_ok=True)
@@ -206,6 +207,14 @@ def test_builder_commands_make_a_working_environment_from_the_context(
     package = site_packages / DEFAULT_ANSWERS["package_name"]
     assert list(package.glob("__pycache__/*.pyc"))  # compiled at build
     assert not [name for name in ("pytest", "mypy", "ruff") if (site_packages / name).exists()]
+
+
+def test_release_id_is_the_build_argument_in_the_image_and_in_compose(project: Path) -> None:
+    runtime = dockerfile_stages(project)[-1]
+    assert arguments_of(runtime, "ARG") == ['RELEASE_ID=""']
+    assert "RELEASE_ID=$RELEASE_ID" in arguments_of(runtime, "ENV")
+    for name, service in app_services(project).items():
+        assert service["build"]["args"] == {"RELEASE_ID": "${RELEASE_ID:-}"}, name
 
 
 def test_uv_lock_is_committed_and_local_secrets_are_not(project: Path) -> None:
