@@ -479,10 +479,10 @@ def report_row_locked(project: Path, url: str, report_id: int) -> Iterator[None]
 
 # Seen in about a third of the runs here, not explained yet: the RQ worker container logs
 # its warm shutdown with the job in hand, then neither finishes the job nor exits before
-# SIGKILL (137).
-# Not strict: it passes in most runs. Make it strict (or drop it) once explained.
-RQ_STOP = pytest.mark.xfail(
-    reason="RQ worker as PID 1: sometimes killed at the grace period", strict=False
+# SIGKILL (137). An intermittent failure cannot be an xfail that fails when it passes, nor
+# a check that cannot fail: skipped, with its reason in every run's summary, until fixed.
+RQ_STOP = pytest.mark.skip(
+    reason="known bug: the RQ worker container sometimes hangs on stop with a job in hand"
 )
 
 
@@ -832,4 +832,5 @@ def test_kube_play_runs_web_and_worker_with_their_config_and_secret(
     if inspect("container", worker)["State"]["ExitCode"] != 0:
         # Seen in both runs here: in a played pod (slirp4netns), Celery logs its warm
         # shutdown and is then killed at the grace period; with --network=host it exits 0.
-        pytest.xfail("the Celery worker pod is killed at the grace period after a warm shutdown")
+        # Reported as a skip with its reason (visible in every run) until explained.
+        pytest.skip("known bug: the Celery worker pod is killed after its warm shutdown")
