@@ -15,17 +15,30 @@ import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from . import report
 from .bake import bake_rows
 from .lifecycle import (
+    DEFAULT,
+    READY_PATH,
     lifecycle_samples,
     shutdown_rows,
+    start_probes,
     start_rows,
     under_load_samples,
 )
-from .load import WRK_MISSING, LoadSettings, load_rows, memory_rows, wrk_available
+from .load import (
+    HEALTH_PATH,
+    ITEM_PATH,
+    WRK_MISSING,
+    LoadSettings,
+    load_rows,
+    memory_rows,
+    seed_item,
+    wrk_available,
+)
 from .logcost import log_line_rows
 from .results import Row, seconds
 from .servers import BenchError
@@ -35,9 +48,11 @@ from .subjects import (
     Workspace,
     bake_service,
     bare,
+    bare_with_database,
     migrate,
     service,
     sqlite_url,
+    throwaway_database,
 )
 from .suites import generated_suite_rows, template_suite_rows
 
@@ -134,35 +149,44 @@ def progress(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def framework_rows(options: argparse.Namespace, workspace: Workspace, name: str) -> list[Row]:
-    """Everything measured on one framework's service and its bare app."""
+def framework_rows(
+    options: argparse.Namespace, workspace: Workspace, resources: ExitStack, name: str
+) -> list[Row]:
+    """Everything measured on one framework's service and its bare apps."""
     framework = FRAMEWORKS[name]
     progress(f"{name}: baking and installing the default project")
     project = bake_service(workspace, framework)
-    migrate(project, sqlite_url(project))
-    services = [service(project, framework, sqlite_url(project), "SQLite")]
-    postgresql_url = os.environ.get("TEST_DATABASE_URL")
-    if postgresql_url:
-        services.append(service(project, framework, postgresql_url, "PostgreSQL"))
-    baseline = bare(project, framework)
-    with_database = bare(project, framework, sqlite_url(project))
+    databases = {DEFAULT: sqlite_url(project)}
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if server_url:
+        databases["PostgreSQL"] = resources.enter_context(throwaway_database(project, server_url))
+    services, with_database = {}, {}
+    for label, url in databases.items():
+        migrate(project, url)
+        services[label] = service(project, framework, url, label)
+        with_database[label] = bare_with_database(project, framework, url, label)
+        seed_item(services[label])  # the row GET /items/1 reads, on each side
+    default, baseline = services[DEFAULT], bare(project, framework)
 
     progress(f"{name}: cold start and shutdown")
     # Shutdown under load goes first: its untimed starts compile the project's own bytecode.
-    under_load = under_load_samples([services[0], baseline], options.runs)
+    under_load = under_load_samples([default, baseline], options.runs)
     samples = lifecycle_samples(
-        [*services, baseline, with_database], options.runs, warm_up=[*services[1:], with_database]
+        start_probes(services, with_database, baseline),
+        options.runs,
+        warm_up=[*services.values(), *with_database.values()][1:],
     )
-    rows = start_rows([*services, with_database], baseline, samples)
-    if not postgresql_url:
-        rows.append(
+    rows = start_rows(services, with_database, baseline, samples)
+    if not server_url:
+        rows += [
             Row(
-                f"Cold start to first 200: {name} service, PostgreSQL",
+                f"Cold start to first 200 on GET {path}: {name} service, PostgreSQL",
                 seconds,
                 skipped="TEST_DATABASE_URL is not set",
             )
-        )
-    rows += shutdown_rows(services[0], baseline, samples, under_load)
+            for path in (HEALTH_PATH, READY_PATH, ITEM_PATH)
+        ]
+    rows += shutdown_rows(default, baseline, samples, under_load)
 
     if wrk_available():
         progress(f"{name}: memory, throughput and latency")
@@ -170,13 +194,15 @@ def framework_rows(options: argparse.Namespace, workspace: Workspace, name: str)
     else:
         progress(f"{name}: memory only; {WRK_MISSING}")
         settings = None
-    rows += load_rows(services[0], baseline, options.web_concurrency, options.runs, settings)
-    rows += memory_rows(services[0], with_database, baseline, options.runs)
+    rows += load_rows(
+        default, baseline, with_database[DEFAULT], options.web_concurrency, options.runs, settings
+    )
+    rows += memory_rows(default, with_database[DEFAULT], baseline, options.runs)
 
     progress(f"{name}: log lines and the generated test suite")
-    rows += log_line_rows(project, services[0].name, options.runs)
+    rows += log_line_rows(project, default.name, options.runs)
     rows += generated_suite_rows(
-        project, services[0].name, options.suite_runs, shlex.split(options.suite_args)
+        project, default.name, options.suite_runs, shlex.split(options.suite_args)
     )
     return rows
 
@@ -184,8 +210,9 @@ def framework_rows(options: argparse.Namespace, workspace: Workspace, name: str)
 def measure(options: argparse.Namespace, workspace: Workspace) -> list[Row]:
     progress("CLI bakes and the in-process matrix bake")
     rows = bake_rows(workspace, options.runs, options.suite_runs, options.combinations)
-    for name in options.frameworks:
-        rows += framework_rows(options, workspace, name)
+    with ExitStack() as resources:  # throwaway databases, dropped however the run ends
+        for name in options.frameworks:
+            rows += framework_rows(options, workspace, resources, name)
     if options.template_suite:
         progress("the template's whole suite")
         rows += template_suite_rows(1)

@@ -110,21 +110,25 @@ class Server:
     ) -> None:
         self.kill()
 
-    def wait_until_serving(self) -> float:
-        """Seconds from process start to the first 200 on /healthz."""
+    def wait_until_serving(self, path: str = "/healthz") -> float:
+        """Seconds from process start to the first 200 on GET `path`.
+
+        Polled as a platform's probe or a waiting client would: a refused connection or
+        any other status is tried again.
+        """
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise BenchError(f"server exited with {self.process.returncode}: {self.errors()}")
             try:
-                status, _ = request(self.port, "GET", "/healthz")
+                status, _ = request(self.port, "GET", path)
             except OSError:
                 time.sleep(POLL_INTERVAL)
                 continue
             if status == 200:
                 return (time.perf_counter_ns() - self.started) / 1e9
             time.sleep(POLL_INTERVAL)
-        raise BenchError(f"no 200 on /healthz within {START_TIMEOUT:.0f} s: {self.errors()}")
+        raise BenchError(f"no 200 on {path} within {START_TIMEOUT:.0f} s: {self.errors()}")
 
     def web_processes(self) -> list[int]:
         """The processes that serve requests: the workers if there are any, else the server."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +81,8 @@ class Framework:
     def bare_name(self) -> str:
         return f"bare {self.name} ({self.server})"
 
-    @property
-    def with_database_name(self) -> str:
-        return f"bare {self.name} + SQLAlchemy ({self.server})"
+    def with_database_name(self, label: str) -> str:
+        return f"bare {self.name} + SQLAlchemy ({self.server}), {label}"
 
 
 FRAMEWORKS = {
@@ -226,19 +227,27 @@ def service(project: Project, framework: Framework, database_url: str, label: st
     )
 
 
-def bare(project: Project, framework: Framework, database_url: str | None = None) -> Subject:
-    """The framework's hello-world under the same server, in the service's environment.
+def bare(project: Project, framework: Framework) -> Subject:
+    """The framework's hello-world under the same server, in the service's environment."""
+    return bare_app(project, framework, "hello", framework.bare_name, project.env())
 
-    With `database_url`, the hello-world plus the service's read of one item written
-    plainly with SQLAlchemy's ORM: against the plain hello-world, that library's share
-    of the service's start and memory; against the service, the template's own share.
+
+def bare_with_database(
+    project: Project, framework: Framework, database_url: str, label: str
+) -> Subject:
+    """The hello-world plus the service's read of one item and its readiness query.
+
+    Written plainly with SQLAlchemy's ORM, against the same table: against the plain
+    hello-world, that library's share of the service's start and memory; against the
+    service, the template's own share.
     """
-    app, name = (
-        ("sqlalchemy", framework.with_database_name)
-        if database_url
-        else ("hello", framework.bare_name)
-    )
-    env = project.env(DATABASE_URL=database_url) if database_url else project.env()
+    env = project.env(DATABASE_URL=sqlalchemy_url(database_url))
+    return bare_app(project, framework, "sqlalchemy", framework.with_database_name(label), env)
+
+
+def bare_app(
+    project: Project, framework: Framework, app: str, name: str, env: dict[str, str]
+) -> Subject:
     return Subject(
         name=name,
         command=lambda port, workers: framework.bare_command(
@@ -247,3 +256,46 @@ def bare(project: Project, framework: Framework, database_url: str | None = None
         env=env,
         workdir=project.root,
     )
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """The URL as SQLAlchemy takes it: PostgreSQL through psycopg 3, the driver installed."""
+    scheme, separator, rest = database_url.partition("://")
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg{separator}{rest}"
+    return database_url
+
+
+# Run by the project's interpreter, which has SQLAlchemy and psycopg: the template's has not.
+ADMIN_SCRIPT = """\
+import sys
+from sqlalchemy import create_engine, text
+engine = create_engine(sys.argv[1], isolation_level="AUTOCOMMIT")
+with engine.connect() as connection:
+    connection.execute(text(sys.argv[2]))
+"""
+
+
+@contextmanager
+def throwaway_database(project: Project, server_url: str) -> Iterator[str]:
+    """A new database on the PostgreSQL server of `server_url`, dropped afterwards.
+
+    The harness migrates it and writes its row there, never in the database the URL names,
+    which tests and other users share.
+    """
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+
+    def admin(sql: str) -> None:
+        command = [str(project.bin_dir / "python"), "-c", ADMIN_SCRIPT]
+        run_checked(
+            [*command, sqlalchemy_url(server_url), sql],
+            cwd=project.root,
+            env=project.env(),
+            timeout=60,
+        )
+
+    admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

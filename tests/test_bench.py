@@ -44,13 +44,33 @@ TARGETS = {
         target
         for framework in FRAMEWORKS
         for target in (
-            f"Cold start to first 200: {framework} service, SQLite ≤ 1.25x",
+            f"Cold start to first 200 on GET /readyz: {framework} service, SQLite ≤ 1.1x",
+            f"Cold start to first 200 on GET /items/1: {framework} service, SQLite ≤ 1.1x",
             f"SIGTERM to exit, idle: {framework} service, SQLite < 300 ms",
             f"RSS after warm-up, 1 process: {framework} service, SQLite ≤ 1.3x",
             f"Requests/s, GET /healthz, 1 process: {framework} service, SQLite ≥ 0.8x",
+            f"p99 latency, GET /healthz, 1 process: {framework} service, SQLite ≤ 1.3x",
+            f"Requests/s, GET /items/1, 1 process: {framework} service, SQLite ≥ 0.9x",
+            f"p99 latency, GET /items/1, 1 process: {framework} service, SQLite ≤ 1.2x",
         )
     ),
 }
+# Which baseline each compared row is held to: a start or a load on a path that needs the
+# database, against the bare app + SQLAlchemy answering the same request.
+BASELINES = {
+    "Cold start to first 200 on GET /healthz: {} service": "bare {} ({}), GET /healthz",
+    "Cold start to first 200 on GET /readyz: {} service, SQLite": (
+        "bare {} + SQLAlchemy ({}), SQLite, GET /readyz"
+    ),
+    "Cold start to first 200 on GET /items/1: {} service, SQLite": (
+        "bare {} + SQLAlchemy ({}), SQLite, GET /items/1"
+    ),
+    "p99 latency, GET /healthz, 1 process: {} service": "bare {} ({}), GET /healthz",
+    "p99 latency, GET /items/1, 1 process: {} service": (
+        "bare {} + SQLAlchemy ({}), SQLite, GET /items/1"
+    ),
+}
+SERVERS = {"fastapi": "uvicorn", "flask": "gunicorn"}
 # A median as the table prints it: a number and its unit (none for a count).
 FIGURE = re.compile(r"^[\d,.]+( (s|ms|µs|MiB|req/s)|%)?$")
 
@@ -104,11 +124,11 @@ def test_every_row_is_measured_or_says_why_not(bench_run: tuple[str, Path]) -> N
     expected_skips = {}
     if not os.environ.get("TEST_DATABASE_URL"):
         for framework in FRAMEWORKS:
-            expected_skips[f"Cold start to first 200: {framework} service, PostgreSQL"] = (
-                "skipped: TEST_DATABASE_URL is not set"
-            )
+            for path in ("/healthz", "/readyz", "/items/1"):
+                name = f"Cold start to first 200 on GET {path}: {framework} service, PostgreSQL"
+                expected_skips[name] = "skipped: TEST_DATABASE_URL is not set"
     if not shutil.which("wrk"):
-        load_rows = {name: row["Median"] for name, row in rows.items() if "GET " in name}
+        load_rows = {name: row["Median"] for name, row in rows.items() if ", GET " in name}
         assert load_rows
         assert all("wrk not found: install it" in reason for reason in load_rows.values())
         expected_skips |= load_rows
@@ -121,7 +141,9 @@ def test_each_family_has_its_rows(bench_run: tuple[str, Path], framework: str) -
     for family in (
         "CLI bake",
         "In-process bake, the first 2 accepted combinations",
-        "Cold start to first 200",
+        "Cold start to first 200 on GET /healthz",
+        "Cold start to first 200 on GET /readyz",
+        "Cold start to first 200 on GET /items/1",
         "SIGTERM to exit, idle",
         "clients in flight",
         "Requests dropped",
@@ -136,12 +158,30 @@ def test_each_family_has_its_rows(bench_run: tuple[str, Path], framework: str) -
         assert any(family in name for name in names), family
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("row", BASELINES, ids=lambda row: row.split(":")[0])
+def test_each_row_is_held_to_its_baseline(
+    bench_run: tuple[str, Path], row: str, framework: str
+) -> None:
+    rows = table_rows(bench_run[0])
+    # Rows that could not be measured (no wrk, no PostgreSQL) say why in the other tests.
+    measured = [
+        name
+        for name in rows
+        if name.startswith(row.format(framework)) and not rows[name]["Median"].startswith("skipped")
+    ]
+    assert measured or (not shutil.which("wrk") and "latency" in row)
+    for name in measured:
+        assert rows[name]["Baseline"] == BASELINES[row].format(framework, SERVERS[framework])
+        assert re.fullmatch(r"\d+\.\d\dx", rows[name]["Ratio"]), rows[name]
+
+
 def test_every_target_is_listed_with_its_outcome(bench_run: tuple[str, Path]) -> None:
     listed = re.findall(r"^- (PASS|MISS|SKIP): (.+)$", bench_run[0], flags=re.MULTILINE)
     assert {target for _, target in listed} == TARGETS
     wrk_missing = shutil.which("wrk") is None
     skipped = {target for outcome, target in listed if outcome == "SKIP"}
-    assert skipped == ({t for t in TARGETS if "Requests/s" in t} if wrk_missing else set())
+    assert skipped == ({t for t in TARGETS if ", GET " in t} if wrk_missing else set())
 
 
 def test_printed_command_takes_the_same_settings(bench_run: tuple[str, Path]) -> None:

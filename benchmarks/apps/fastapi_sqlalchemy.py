@@ -1,13 +1,14 @@
 """The bare FastAPI app plus the service's database read, written plainly with SQLAlchemy's ORM.
 
-The memory baseline for a service that serves a database: the same library, the same
-table and the same read of one row, without the template's settings, logging or layout.
+The baseline for a service that serves a database: the same library, the same table,
+the same read of one row and the same readiness query, without the template's settings,
+logging or layout. The engine is created at import, as SQLAlchemy's docs do it.
 """
 
 import os
 
 from fastapi import FastAPI, HTTPException
-from sqlalchemy import String, Text, create_engine
+from sqlalchemy import String, Text, create_engine, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 engine = create_engine(os.environ["DATABASE_URL"])
@@ -30,6 +31,14 @@ app = FastAPI()
 
 @app.get("/healthz")
 def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/readyz")
+def readyz() -> dict[str, str]:
+    # What the service's readiness does: a trivial query on a pooled connection.
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
     return {"status": "ok"}
 
 
