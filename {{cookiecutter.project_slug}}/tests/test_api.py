@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 {%- if cookiecutter.web_framework == "flask" %}
@@ -25,9 +26,25 @@ from {{ cookiecutter.package_name }}.app import (
 {%- endif %}
     create_app,
 )
+{%- if cookiecutter.web_framework == "flask" %}
+from {{ cookiecutter.package_name }}.server import WebServer
+{%- endif %}
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import {% if cookiecutter.web_framework == "fastapi" %}app_client{% else %}wsgi_client{% endif %}
+
+
+def test_start_up_objects_are_left_out_of_garbage_collections(settings: Settings) -> None:
+    """A full collection walks only what requests create: its pause no longer stalls them all."""
+    gc.unfreeze()
+{%- if cookiecutter.web_framework == "fastapi" %}
+    with app_client(settings):  # runs the lifespan, as each worker process does
+        assert gc.get_freeze_count() > 0
+{%- else %}
+    close_app(WebServer(settings).load())  # as each gunicorn worker process does
+    assert gc.get_freeze_count() > 0
+{%- endif %}
+    gc.unfreeze()
 
 
 def test_healthz_answers_ok(client: httpx.Client) -> None:
