@@ -77,8 +77,8 @@ class Owner:
         path = os.pathsep.join([str(Path(UV).parent), os.environ.get("PATH", "")])
         self.env = {**env, "PATH": path}
 
-    def make(self, target: str, **env: str) -> str:
-        return run(["make", target], self.project, project_env(**self.env, **env))
+    def make(self, target: str) -> str:
+        return run(["make", target], self.project, project_env(**self.env))
 
     def command(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         """The service's CLI, as `uv run <slug> ...`, whatever its exit status."""
