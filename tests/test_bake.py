@@ -172,3 +172,21 @@ def test_free_text_lands_in_metadata_verbatim(cookies: Any) -> None:
     metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     assert metadata["description"] == description
     assert metadata["authors"] == [{"name": "Zoë O'Brien", "email": "you@example.com"}]
+
+
+# `make <target>` as the generated docs, docstrings and comments quote it.
+QUOTED_MAKE_TARGET = re.compile(r"`make ([a-z][a-z-]*)")
+
+
+@pytest.mark.parametrize("framework", COOKIECUTTER_JSON["web_framework"])
+def test_every_quoted_make_target_is_in_the_makefile(cookies: Any, framework: str) -> None:
+    """An owner told to run `make x` finds target x, whichever files the options keep."""
+    project = bake(cookies, web_framework=framework, database="postgresql", worker="celery")
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (project / "Makefile").read_text(), re.M))
+    quoted = {
+        (path, target)
+        for path, content in project_files(project).items()
+        for target in QUOTED_MAKE_TARGET.findall(content.decode(errors="replace"))
+    }
+    assert quoted, "no file quotes a make target"
+    assert {(path, target) for path, target in quoted if target not in targets} == set()

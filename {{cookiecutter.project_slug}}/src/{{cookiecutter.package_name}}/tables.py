@@ -1,8 +1,9 @@
 """The service's tables, mapped with SQLAlchemy's ORM.
 
 Every table is declared here, on `Base`: Alembic compares its metadata with
-the migrations (`make migration`, `make check-migrations`). The API's request
-and response schemas live with each resource (items.py{% if cookiecutter.worker != "none" %}, reports.py{% endif %}).
+the migrations (`uv run alembic revision --autogenerate` writes a new one,
+`make check-migrations` fails while one is missing). The API's request and
+response schemas live with each resource (items.py{% if cookiecutter.worker != "none" %}, reports.py{% endif %}).
 """
 
 from __future__ import annotations
