@@ -17,7 +17,7 @@ import os
 import socket
 import statistics
 import sys
-{%- if cookiecutter.database != "none" %}
+{%- if cookiecutter.database != "none" or cookiecutter.worker != "none" %}
 import uuid
 {%- endif %}
 from collections.abc import Callable, Iterator
@@ -229,7 +229,7 @@ def broker_settings() -> dict[str, str]:
 def settings({% if cookiecutter.database != "none" %}database_url: str{% endif %}) -> Settings:
     """Settings as the service would read them, independent of the developer's machine."""
 {%- if cookiecutter.worker != "none" %}
-    return load_settings({"DATABASE_URL": database_url, **broker_settings()})
+    return load_settings({ {%- if cookiecutter.database != "none" %}"DATABASE_URL": database_url, {% endif %}**broker_settings()})
 {%- else %}
     return load_settings({ {%- if cookiecutter.database != "none" %}"DATABASE_URL": database_url{% endif %}})
 {%- endif %}
@@ -284,11 +284,13 @@ def service_env(settings: Settings) -> dict[str, str]:
 
 def service_environment(settings: Settings) -> dict[str, str]:
     """The environment of a service process: `settings` on a free port."""
-{%- if cookiecutter.database == "none" %}
+{%- if cookiecutter.database == "none" and cookiecutter.worker == "none" %}
     return process_env()
 {%- else %}
     env = process_env()
+{%- if cookiecutter.database != "none" %}
     env["DATABASE_URL"] = settings.database_url.get_secret_value()
+{%- endif %}
 {%- if cookiecutter.worker != "none" %}
     env["REDIS_URL"] = settings.redis_url.get_secret_value()
     env["WORKER_QUEUE"] = settings.worker_queue
