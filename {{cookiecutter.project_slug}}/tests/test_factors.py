@@ -357,6 +357,14 @@ def test_iv_same_code_serves_either_database_named_by_database_url(
     assert httpx.get(f"{web.url}/items/{created.json()['id']}").json() == created.json()
     assert httpx.get(f"{web.url}/readyz").json()["checks"]["database"] == "ok"
     assert web.stop() == 0, web.output()
+{%- elif cookiecutter.worker != "none" %}
+
+
+@pytest.mark.processes
+@pytest.mark.usefixtures("redis_url")
+def test_iv_service_attaches_only_the_redis_named_by_redis_url(web: ServiceProcess) -> None:
+    assert httpx.get(f"{web.url}/readyz").json() == {"status": "ok", "checks": {"broker": "ok"}}
+    assert web.stop() == 0
 {%- else %}
 
 
