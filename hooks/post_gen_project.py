@@ -37,13 +37,12 @@ DATABASE_PATHS = (
     "tests/test_migrate.py",
 )
 
-# The background worker's example job and the job's table. `worker.py` is not
-# listed: each library's file is named with its condition and renders only for it.
+# The background worker's example job's table. `worker.py`, `reports.py` and
+# `tests/test_worker.py` are not listed: each variant (per library; with or
+# without a database) is named with its condition and renders only for it.
 WORKER_PATHS = (
-    f"{PACKAGE}/reports.py",
     f"{PACKAGE}/migrations/versions/0002_create_reports.py",
     f"{PACKAGE}/migrations/versions/0003_add_report_error.py",
-    "tests/test_worker.py",
 )
 
 # Container image and the development stack.

@@ -213,15 +213,6 @@ def boolean_problems(answers: Answers, defaults: Mapping[str, object]) -> Iterat
             yield f"{field}={answers.get(field)!r}: must be yes or no (y/n, true/false)"
 
 
-def combination_problems(answers: Answers) -> Iterator[str]:
-    """Option combinations that cannot work, each with the way out."""
-    if answers.get("worker", "none") != "none" and answers.get("database") == "none":
-        yield (
-            f"worker={answers['worker']!r}: needs a database (its example job stores its "
-            "results there); choose database=sqlite or database=postgresql, or worker=none"
-        )
-
-
 def problems(answers: Answers) -> list[str]:
     """One line per bad answer; empty when every answer is acceptable."""
     found = []
@@ -234,7 +225,6 @@ def problems(answers: Answers) -> list[str]:
     if isinstance(choices, Mapping):
         found.extend(choice_problems(answers, choices))
         found.extend(boolean_problems(answers, choices))
-    found.extend(combination_problems(answers))
     return found
 
 

@@ -15,13 +15,12 @@ import pytest
 
 from .conftest import COOKIECUTTER_JSON
 
-# Every combination that changes the process contract, less the one the pre-gen hook refuses.
+# Every combination that changes the process contract.
 COMBINATIONS: list[dict[str, str]] = [
     {"web_framework": framework, "database": database, "worker": worker}
     for framework in COOKIECUTTER_JSON["web_framework"]
     for database in COOKIECUTTER_JSON["database"]
     for worker in COOKIECUTTER_JSON["worker"]
-    if not (worker != "none" and database == "none")
 ]
 
 

@@ -122,7 +122,6 @@ def test_pyproject_declares_the_script_and_the_chosen_dependencies(
         (database, worker)
         for database in COOKIECUTTER_JSON["database"]
         for worker in COOKIECUTTER_JSON["worker"]
-        if not (worker != "none" and database == "none")
     ],
     ids=lambda value: value,
 )

@@ -56,15 +56,14 @@ HYGIENE_HOOKS = {
 
 
 def combinations() -> Iterator[dict[str, str]]:
-    """Every ci x web_framework x database x worker the pre-gen hook accepts."""
+    """Every ci x web_framework x database x worker."""
     for ci, web, database, worker in itertools.product(
         ("github", "gitlab"),
         COOKIECUTTER_JSON["web_framework"],
         COOKIECUTTER_JSON["database"],
         COOKIECUTTER_JSON["worker"],
     ):
-        if worker == "none" or database != "none":
-            yield {"ci": ci, "web_framework": web, "database": database, "worker": worker}
+        yield {"ci": ci, "web_framework": web, "database": database, "worker": worker}
 
 
 COMBINATIONS = [pytest.param(answers, id="-".join(answers.values())) for answers in combinations()]

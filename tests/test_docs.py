@@ -67,13 +67,12 @@ def test_relative_links_resolve(page: Path) -> None:
     assert not missing
 
 
-# Every accepted web_framework x database x worker combination.
+# Every web_framework x database x worker combination.
 STACKS = [
     {"web_framework": framework, "database": database, "worker": worker}
     for framework in FRAMEWORKS
     for database in DATABASES
     for worker in COOKIECUTTER_JSON["worker"]
-    if not (worker != "none" and database == "none")
 ]
 # `tests/test_x.py` or `tests/test_x.py::test_name`, in backticks.
 TEST_REFERENCE = re.compile(r"`(tests/test_\w+\.py)(?:::(test_\w+))?`")

@@ -14,10 +14,22 @@ each test with a queue of its own, so test runs sharing one Redis never meet.
 from __future__ import annotations
 
 import os
+{%- if cookiecutter.worker == "celery" %}
+import re
+{%- endif %}
+{%- if cookiecutter.worker != "none" %}
+import shutil
+{%- endif %}
 import socket
 import statistics
+{%- if cookiecutter.worker != "none" %}
+import subprocess
+{%- endif %}
 import sys
-{%- if cookiecutter.database != "none" %}
+{%- if cookiecutter.worker != "none" %}
+import tempfile
+{%- endif %}
+{%- if cookiecutter.database != "none" or cookiecutter.worker != "none" %}
 import uuid
 {%- endif %}
 from collections.abc import Callable, Iterator
@@ -34,6 +46,7 @@ from flask import Flask
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 {%- endif %}
 {%- if cookiecutter.worker == "rq" %}
 from rq import Queue
@@ -53,7 +66,16 @@ from {{ cookiecutter.package_name }}.settings import (
     load_settings,
 )
 
-from .processes import COLD_START, PROCESSES, ProcessGuard, ServiceProcess, StartService
+from .processes import (
+    COLD_START,
+    PROCESSES,
+    ProcessGuard,
+    ServiceProcess,
+    StartService,
+{%- if cookiecutter.worker != "none" %}
+    wait_for,
+{%- endif %}
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The service's variables, and the platforms' ones it reads for its release.
@@ -222,6 +244,91 @@ def broker_settings() -> dict[str, str]:
     if os.environ.get("TEST_REDIS_URL"):
         broker["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
     return broker
+
+
+class PrivateRedis:
+    """A redis-server of the tests' own that writes every command to disk before answering.
+
+    So a queue survives the server's SIGKILL and restart, as with a managed Redis.
+    """
+
+    def __init__(self, program: str, directory: Path) -> None:
+        self.program = program
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.program,
+                *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)),
+                *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(self.answers, "answering PING", timeout=10)
+
+    def answers(self) -> bool:
+        assert self.process is not None
+        assert self.process.poll() is None, "redis-server exited"
+        try:
+            with Redis.from_url(self.url, socket_timeout=1) as redis:
+                return bool(redis.ping())
+        except RedisConnectionError:
+            return False
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def is_running(self) -> bool:
+        return self.process is not None
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[PrivateRedis]:
+    """One private Redis for the module, removed afterwards."""
+    program = shutil.which("redis-server")
+    if program is None:
+        skip_without_backing_service("redis-server is not installed: no private Redis")
+    with tempfile.TemporaryDirectory(prefix="faults-redis-") as directory:
+        server = PrivateRedis(program, Path(directory))
+        server.start()
+        try:
+            yield server
+        finally:
+            server.kill()
+
+
+@pytest.fixture
+def private_redis_url(private_redis: PrivateRedis) -> Iterator[str]:
+    """The private Redis, emptied for this test, which runs again afterwards."""
+    with Redis.from_url(private_redis.url) as redis:
+        redis.flushall()
+    try:
+        yield private_redis.url
+    finally:
+        if not private_redis.is_running():
+            private_redis.start()
+
+
+def retry_delays(worker: ServiceProcess) -> list[float]:
+    """The waits the worker has logged before each new attempt to reach Redis."""
+{%- if cookiecutter.worker == "celery" %}
+    events = worker.json_lines()
+    announced = (re.search(r"Trying again in ([\d.]+) seconds", e["event"]) for e in events)
+    return [float(found[1]) for found in announced if found]
+{%- else %}
+    events = worker.json_lines()
+    return [e["retry_in_seconds"] for e in events if e["event"] == "Redis unavailable: retrying"]
+{%- endif %}
 {%- endif %}
 
 
@@ -229,7 +336,7 @@ def broker_settings() -> dict[str, str]:
 def settings({% if cookiecutter.database != "none" %}database_url: str{% endif %}) -> Settings:
     """Settings as the service would read them, independent of the developer's machine."""
 {%- if cookiecutter.worker != "none" %}
-    return load_settings({"DATABASE_URL": database_url, **broker_settings()})
+    return load_settings({ {%- if cookiecutter.database != "none" %}"DATABASE_URL": database_url, {% endif %}**broker_settings()})
 {%- else %}
     return load_settings({ {%- if cookiecutter.database != "none" %}"DATABASE_URL": database_url{% endif %}})
 {%- endif %}
@@ -284,11 +391,13 @@ def service_env(settings: Settings) -> dict[str, str]:
 
 def service_environment(settings: Settings) -> dict[str, str]:
     """The environment of a service process: `settings` on a free port."""
-{%- if cookiecutter.database == "none" %}
+{%- if cookiecutter.database == "none" and cookiecutter.worker == "none" %}
     return process_env()
 {%- else %}
     env = process_env()
+{%- if cookiecutter.database != "none" %}
     env["DATABASE_URL"] = settings.database_url.get_secret_value()
+{%- endif %}
 {%- if cookiecutter.worker != "none" %}
     env["REDIS_URL"] = settings.redis_url.get_secret_value()
     env["WORKER_QUEUE"] = settings.worker_queue

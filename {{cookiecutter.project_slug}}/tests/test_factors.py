@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass{% if cookiecutter.database != "none" %}, field{% endif %}
+from dataclasses import dataclass{% if cookiecutter.database != "none" or cookiecutter.worker != "none" %}, field{% endif %}
 from functools import partial
 from importlib.metadata import packages_distributions
 from importlib.util import find_spec
@@ -85,6 +85,10 @@ ITEMS = [
 ]
 # Words in the names and descriptions of ITEMS.
 WORDS = 2 + 3 + 1 + 3 + 1 + 1 + 3
+{%- elif cookiecutter.worker != "none" %}
+# What a report is queued with: a text, whose lines and words it counts.
+REPORT_TEXT = "hex bolt\nspring lock washer\nnut"
+LINES, WORDS = 3, 2 + 3 + 1
 {%- endif %}
 
 
@@ -353,6 +357,14 @@ def test_iv_same_code_serves_either_database_named_by_database_url(
     assert httpx.get(f"{web.url}/items/{created.json()['id']}").json() == created.json()
     assert httpx.get(f"{web.url}/readyz").json()["checks"]["database"] == "ok"
     assert web.stop() == 0, web.output()
+{%- elif cookiecutter.worker != "none" %}
+
+
+@pytest.mark.processes
+@pytest.mark.usefixtures("redis_url")
+def test_iv_service_attaches_only_the_redis_named_by_redis_url(web: ServiceProcess) -> None:
+    assert httpx.get(f"{web.url}/readyz").json() == {"status": "ok", "checks": {"broker": "ok"}}
+    assert web.stop() == 0
 {%- else %}
 
 
@@ -390,6 +402,10 @@ def own_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
 {%- if cookiecutter.worker != "none" %}
         clean_queue(settings.redis_url.get_secret_value(), settings.worker_queue)
 {%- endif %}
+{%- elif cookiecutter.worker != "none" %}
+    settings = load_settings(broker_settings())
+    yield settings
+    clean_queue(settings.redis_url.get_secret_value(), settings.worker_queue)
 {%- else %}
     yield load_settings({})
 {%- endif %}
@@ -433,7 +449,7 @@ def finished_run(
             assert httpx.get(f"{web.url}/items/{created.json()['id']}").status_code == 200
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
-        report = httpx.post(f"{web.url}/reports").json()
+        report = queue_report(web.url)
         wait_for(partial(report_is_done, web.url, report["id"]), "done", SCENARIO_TIMEOUT)
         worker.stop()
 {%- endif %}
@@ -451,6 +467,13 @@ def finished_run(
         for process in processes.values():
             process.kill()
 {%- if cookiecutter.worker != "none" %}
+
+
+def queue_report(base_url: str) -> dict[str, Any]:
+    response = httpx.post(f"{base_url}/reports"{% if cookiecutter.database == "none" %}, json={"text": REPORT_TEXT}{% endif %})
+    assert response.status_code == 202, response.text
+    report: dict[str, Any] = response.json()
+    return report
 
 
 def report_is_done(base_url: str, report_id: int) -> dict[str, Any] | None:
@@ -593,7 +616,7 @@ def scaled_run(
             run.read_across.append((reader, created, read))
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
-        queued = [httpx.post(f"http://127.0.0.1:{port}/reports").json() for port in ports]
+        queued = [queue_report(f"http://127.0.0.1:{port}") for port in ports]
         for port, report in zip(reversed(ports), queued, strict=True):
             url = f"http://127.0.0.1:{port}"
             run.reports.append(awaiting(runner, partial(report_is_done, url, report["id"]), "done"))
@@ -661,8 +684,13 @@ def test_viii_process_types_scale_independently(scaled_run: ScaledRun) -> None:
             assert APP_STOPPED in {event["event"] for event in events}, f"{name} drained"
     assert [pid for pid in scaled_run.children if running(pid)] == [], "honcho's children exited"
 {%- if cookiecutter.worker != "none" %}
+{%- if cookiecutter.database != "none" %}
     counts = [(report["item_count"], report["word_count"]) for report in scaled_run.reports]
     assert counts == [(len(ITEMS), WORDS)] * 2
+{%- else %}
+    counts = [(report["line_count"], report["word_count"]) for report in scaled_run.reports]
+    assert counts == [(LINES, WORDS)] * 2
+{%- endif %}
 {%- endif %}
 
 

@@ -12,9 +12,6 @@ started under it.
 from __future__ import annotations
 
 import os
-{%- if cookiecutter.worker == "celery" %}
-import re
-{%- endif %}
 import shutil
 import subprocess
 import tempfile
@@ -28,10 +25,6 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-{%- if cookiecutter.worker != "none" %}
-from redis import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-{%- endif %}
 from sqlalchemy import create_engine, text
 
 {%- if cookiecutter.worker != "none" %}
@@ -46,7 +39,17 @@ from {{ cookiecutter.package_name }}.db import {% if cookiecutter.worker != "non
 from {{ cookiecutter.package_name }}.settings import Settings
 {%- endif %}
 
+{% if cookiecutter.worker != "none" -%}
+from .conftest import (
+    PrivateRedis,
+    free_port,
+    process_env,
+    retry_delays,
+    skip_without_backing_service,
+)
+{%- else -%}
 from .conftest import free_port, process_env, skip_without_backing_service
+{%- endif %}
 from .processes import ServiceProcess, StartService, wait_for
 {%- if cookiecutter.worker != "none" %}
 from .test_worker import (
@@ -142,81 +145,6 @@ def private_database_url(private_postgresql: PrivatePostgreSQL) -> Iterator[str]
     finally:
         if not private_postgresql.is_running():
             private_postgresql.start()
-{%- if cookiecutter.worker != "none" %}
-
-
-class PrivateRedis:
-    """A redis-server of the tests' own that writes every command to disk before answering.
-
-    So a queue survives the server's SIGKILL and restart, as with a managed Redis.
-    """
-
-    def __init__(self, program: str, directory: Path) -> None:
-        self.program = program
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.program,
-                *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)),
-                *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        wait_for(self.answers, "answering PING", timeout=10)
-
-    def answers(self) -> bool:
-        assert self.process is not None
-        assert self.process.poll() is None, "redis-server exited"
-        try:
-            with Redis.from_url(self.url, socket_timeout=1) as redis:
-                return bool(redis.ping())
-        except RedisConnectionError:
-            return False
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def is_running(self) -> bool:
-        return self.process is not None
-
-
-@pytest.fixture(scope="module")
-def private_redis() -> Iterator[PrivateRedis]:
-    """One private Redis for the module, removed afterwards."""
-    program = shutil.which("redis-server")
-    if program is None:
-        skip_without_backing_service("redis-server is not installed: no private Redis")
-    with tempfile.TemporaryDirectory(prefix="faults-redis-") as directory:
-        server = PrivateRedis(program, Path(directory))
-        server.start()
-        try:
-            yield server
-        finally:
-            server.kill()
-
-
-@pytest.fixture
-def private_redis_url(private_redis: PrivateRedis) -> Iterator[str]:
-    """The private Redis, emptied for this test, which runs again afterwards."""
-    with Redis.from_url(private_redis.url) as redis:
-        redis.flushall()
-    try:
-        yield private_redis.url
-    finally:
-        if not private_redis.is_running():
-            private_redis.start()
-{%- endif %}
 
 
 @pytest.fixture
@@ -280,18 +208,6 @@ def test_database_outage_is_503_and_the_service_recovers_without_a_restart(
     assert web.children() == processes, "a server process was restarted"
     assert web.stop() == 0, web.output()
 {%- if cookiecutter.worker != "none" %}
-
-
-def retry_delays(worker: ServiceProcess) -> list[float]:
-    """The waits the worker has logged before each new attempt to reach Redis."""
-{%- if cookiecutter.worker == "celery" %}
-    events = worker.json_lines()
-    announced = (re.search(r"Trying again in ([\d.]+) seconds", e["event"]) for e in events)
-    return [float(found[1]) for found in announced if found]
-{%- else %}
-    events = worker.json_lines()
-    return [e["retry_in_seconds"] for e in events if e["event"] == "Redis unavailable: retrying"]
-{%- endif %}
 
 
 @pytest.mark.processes
