@@ -61,7 +61,6 @@ from {{ cookiecutter.package_name }} import db
 from {{ cookiecutter.package_name }}.app import {% if cookiecutter.web_framework == "flask" %}close_app, {% endif %}create_app
 from {{ cookiecutter.package_name }}.settings import (
     RELEASE_FALLBACKS,
-    SECRETS_DIR_VARIABLE,
     Settings,
     load_settings,
 )
@@ -82,7 +81,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SETTING_NAMES = [
     *(name.upper() for name in Settings.model_fields),
     *RELEASE_FALLBACKS,
-    SECRETS_DIR_VARIABLE,
+    "SECRETS_DIR",
 ]
 # Python cannot remove an audit hook: one guard for the whole run, told which test runs.
 PROCESS_GUARD = ProcessGuard()

@@ -57,8 +57,8 @@ RELEASE_PATTERN = re.compile(r"^[A-Za-z0-9._:/@+-]{0,128}$")
 DEFAULT_RELEASE = "dev"
 # Read from the working directory, for local development.
 ENV_FILE = ".env"
-# Names the directory of secret files; not a setting itself, since it says where settings are.
-SECRETS_DIR_VARIABLE = "SECRETS_DIR"
+# Where Docker and Compose mount secrets; SECRETS_DIR names another directory. It is no
+# setting itself: it says where settings are.
 DEFAULT_SECRETS_DIR = "/run/secrets"
 
 
@@ -231,9 +231,9 @@ def load_settings(variables: Mapping[str, str] | None = None) -> Settings:
 
 def secrets_dir() -> Path | None:
     """The directory of secret files: SECRETS_DIR, else /run/secrets if it exists."""
-    given = os.environ.get(SECRETS_DIR_VARIABLE, "")
+    given = os.environ.get("SECRETS_DIR", "")
     if given and not Path(given).is_dir():
-        line = f"{SECRETS_DIR_VARIABLE}={given!r}: must be a directory of secret files"
+        line = f"SECRETS_DIR={given!r}: must be a directory of secret files"
         raise ConfigError([line])
     path = Path(given or DEFAULT_SECRETS_DIR)
     return path if path.is_dir() else None
@@ -298,7 +298,7 @@ def dotenv_example() -> str:
     lines = [
         "# Every setting this service reads from the environment.",
         "# Copy to .env for local development; real environment variables win over .env.",
-        f"# Secrets may instead be files named after the variable in ${SECRETS_DIR_VARIABLE}"
+        "# Secrets may instead be files named after the variable in $SECRETS_DIR"
         f" (default {DEFAULT_SECRETS_DIR}).",
     ]
     for name, field in Settings.model_fields.items():
