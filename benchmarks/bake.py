@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,24 @@ def accepted_combinations() -> list[dict[str, Any]]:
     return [dict(zip(MATRIX_OPTIONS, chosen, strict=True)) for chosen in itertools.product(*values)]
 
 
+@contextmanager
+def hook_output_discarded() -> Iterator[None]:
+    """Send what the hooks print (the post-gen hook's next steps) nowhere, not into the report.
+
+    The hooks are processes of their own writing to this process's stdout, so the file
+    descriptor itself is pointed at /dev/null.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def bake_matrix(workspace: Workspace, combinations: list[dict[str, Any]]) -> float:
     """Seconds to bake every combination, one after another, in this process."""
     from cookiecutter.main import cookiecutter
@@ -56,14 +78,15 @@ def bake_matrix(workspace: Workspace, combinations: list[dict[str, Any]]) -> flo
     tempfile.tempdir = str(workspace.root / "hook-scripts")  # where rendered hooks are left
     try:
         started = time.perf_counter_ns()
-        for index, combination in enumerate(combinations):
-            cookiecutter(
-                str(TEMPLATE),
-                no_input=True,
-                extra_context=combination,
-                output_dir=str(output / str(index)),
-                config_file=config,
-            )
+        with hook_output_discarded():
+            for index, combination in enumerate(combinations):
+                cookiecutter(
+                    str(TEMPLATE),
+                    no_input=True,
+                    extra_context=combination,
+                    output_dir=str(output / str(index)),
+                    config_file=config,
+                )
         return (time.perf_counter_ns() - started) / 1e9
     finally:
         tempfile.tempdir = saved_tempdir
