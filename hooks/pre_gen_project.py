@@ -67,9 +67,11 @@ SLUG_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 PACKAGE_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 # An address as people write them (letters of any script in both parts), with
 # no quotes, backslashes, spaces or control characters: it is rendered into a
-# TOML string and the package's metadata.
+# TOML string and the package's metadata. The part before the @ is a dot-atom
+# (no leading, trailing or doubled dot), as the build backend's parser requires.
 EMAIL_PATTERN = re.compile(
-    r"[\w.!#$%&'*+/=?^`{|}~-]+@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]"
+    r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
+    r"@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]"
 )
 # PEP 440, as published in the specification (and used by `packaging`).
 VERSION_PATTERN = re.compile(

@@ -52,6 +52,9 @@ BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
         "author_email='a\"b@example.com': is not an email address",
     ),
     "email-no-at": ({"author_email": "team.example.com"}, "author_email='team.example.com': is"),
+    # Found by tests/test_answers.py: hatchling refuses the metadata, so `uv sync` failed.
+    "email-doubled-dot": ({"author_email": "a..b@example.com"}, "author_email='a..b@example.com'"),
+    "email-leading-dot": ({"author_email": ".a@example.com"}, "author_email='.a@example.com': is"),
     "email-no-domain": ({"author_email": "team@"}, "author_email='team@': is not an email"),
     "email-space": ({"author_email": "te am@example.com"}, "author_email='te am@example.com'"),
     "version-word": ({"version": "latest"}, "version='latest': is not a PEP 440 version"),

@@ -167,7 +167,9 @@ class Settings(BaseSettings):
     database_url: Annotated[SecretStr, AfterValidator(supported_database)] = Field(
         description="SQLAlchemy-style database URL: postgresql://user:password@host/db or"
         " sqlite:///path.",
-        examples=["postgresql://postgres@localhost:5432/{{ cookiecutter.package_name }}"],
+        examples=[
+            "postgresql://postgres@localhost:5432/{{ cookiecutter.package_name }}",
+        ],
     )
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
