@@ -137,6 +137,40 @@ class Settings(BaseSettings):
         le=3600,
         description="Seconds to finish in-flight requests after SIGTERM before closing them.",
     )
+    # What one client can hold of a web process: the README's "Limits" says what each guards.
+    max_connections: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="Connections one web process holds open at once; beyond it, new ones wait"
+        " in the listen backlog (or get a 503) until one closes.",
+    )
+    request_read_timeout: float = Field(
+        10,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a whole request (line, headers and body)"
+        " from when it connects or starts one; then its connection is closed.",
+    )
+    keep_alive_timeout: float = Field(
+        5,
+        gt=0,
+        le=3600,
+        description="Seconds an idle connection is kept open between requests.",
+    )
+    max_request_header_bytes: int = Field(
+        32_768,
+        ge=1024,
+        le=1_048_576,
+        description="Largest request line and headers accepted, in bytes; a larger one gets"
+        " a 431 (414 for the request line).",
+    )
+    max_request_body_bytes: int = Field(
+        1_048_576,
+        ge=0,
+        le=1_073_741_824,
+        description="Largest request body accepted, in bytes; a larger one gets a 413.",
+    )
     log_level: Annotated[LogLevel, BeforeValidator(lambda value: str(value).upper())] = Field(
         "INFO", description="Lowest level that is logged."
     )
