@@ -4,8 +4,12 @@ from __future__ import annotations
 
 {% if cookiecutter.database != "none" or cookiecutter.worker != "none" -%}
 import io
+{% endif -%}
+{% if cookiecutter.database != "none" -%}
 import os
 from collections.abc import Callable
+{% endif -%}
+{% if cookiecutter.database != "none" or cookiecutter.worker != "none" -%}
 from contextlib import redirect_stderr, redirect_stdout
 {% endif -%}
 from pathlib import Path

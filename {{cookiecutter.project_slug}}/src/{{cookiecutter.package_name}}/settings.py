@@ -14,7 +14,9 @@ fields are set as `PARENT__CHILD`). Then run `make env-example`.
 
 from __future__ import annotations
 
+{% if cookiecutter.database != "none" or cookiecutter.worker != "none" -%}
 import ipaddress
+{% endif -%}
 import json
 import os
 import re
