@@ -25,7 +25,7 @@ DESCRIPTION_MAX_LENGTH = 2000
 # The largest id a PostgreSQL integer column holds; larger ids cannot exist.
 MAX_ID = 2**31 - 1
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
-IDEMPOTENCY_KEY_PATTERN = rf"^[A-Za-z0-9._:-]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$"
+IDEMPOTENCY_KEY_PATTERN = "^[A-Za-z0-9._:-]{1," + str(IDEMPOTENCY_KEY_MAX_LENGTH) + "}$"
 # Set on the answer to a retry: the item was created by an earlier request with the key.
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_REUSED = f"this {IDEMPOTENCY_KEY_HEADER} was sent before with a different item"
