@@ -32,7 +32,15 @@ KEY_REUSED = f"this {IDEMPOTENCY_KEY_HEADER} was sent before with a different it
 
 
 class IdempotencyKeyReusedError(Exception):
-    """The key came before with another body: not a retry, a client's mistake (422)."""
+    """The key came before with another body: not a retry. A valid request that conflicts
+    with what is stored (409), as two clients picking the same key would.
+    """
+
+
+# Stripped from names and descriptions: ASCII whitespace, which the schema's pattern names
+# alike in every regex dialect (JSON Schema's, pydantic's); other kinds differ between them.
+SPACES = " \t\n\r\f\v"
+NOT_BLANK = r"[^ \t\n\r\f\v]"
 
 
 def _no_nul(value: str | None) -> str | None:
@@ -42,14 +50,27 @@ def _no_nul(value: str | None) -> str | None:
     return value
 
 
+def _stripped(value: str | None) -> str | None:
+    # After the length checks, so that what the schema allows is what is accepted.
+    return None if value is None else value.strip(SPACES)
+
+
 class ItemCreate(BaseModel):
     """The body of `POST /items`."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH), AfterValidator(_no_nul)]
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NOT_BLANK),
+        AfterValidator(_no_nul),
+        AfterValidator(_stripped),
+    ]
     description: Annotated[
-        str | None, Field(max_length=DESCRIPTION_MAX_LENGTH), AfterValidator(_no_nul)
+        str | None,
+        Field(max_length=DESCRIPTION_MAX_LENGTH),
+        AfterValidator(_no_nul),
+        AfterValidator(_stripped),
     ] = None
 
 
