@@ -112,11 +112,11 @@ def supported_database(value: SecretStr) -> SecretStr:
     if tuple(unquote(part) if isinstance(part, str) else part for part in given) != read:
         raise ValueError(AMBIGUOUS_URL)
     if url.scheme == "sqlite" and parsed.database and parsed.database != ":memory:":
-        sqlite_file_is_usable(Path(parsed.database))
+        require_usable_sqlite_file(Path(parsed.database))
     return value
 
 
-def sqlite_file_is_usable(path: Path) -> None:
+def require_usable_sqlite_file(path: Path) -> None:
     """ValueError unless SQLite can create or open `path` and write beside it (its WAL files)."""
     if path.is_dir():
         raise ValueError(f"{path} is a directory, not a SQLite file")
