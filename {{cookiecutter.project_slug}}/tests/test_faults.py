@@ -3,6 +3,8 @@
 The real processes run against private servers of these tests, in a temp
 directory on ports of their own, so that stopping them disturbs nothing else:
 a PostgreSQL (initdb, pg_ctl){% if cookiecutter.worker != "none" %} and a Redis (redis-server){% endif %}, one of each per module.
+Faults at an exact point of a request (the connection lost right after a
+commit) are made in-process, by a proxy between the app and PostgreSQL.
 {%- if cookiecutter.database == "sqlite" %}
 The service's code is the same on SQLite; only PostgreSQL can be stopped and
 started under it.
@@ -11,10 +13,13 @@ started under it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 {%- if cookiecutter.worker != "none" %}
@@ -25,7 +30,8 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from sqlalchemy import create_engine, text
+from pydantic import SecretStr
+from sqlalchemy import create_engine, func, select, text
 
 {%- if cookiecutter.worker != "none" %}
 from sqlalchemy.orm import Session
@@ -35,20 +41,21 @@ from sqlalchemy.orm import Session
 from {{ cookiecutter.package_name }} import reports
 {% endif -%}
 from {{ cookiecutter.package_name }}.db import {% if cookiecutter.worker != "none" %}create_database_engine, {% endif %}engine_url
-{%- if cookiecutter.worker != "none" %}
+from {{ cookiecutter.package_name }}.items import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
 from {{ cookiecutter.package_name }}.settings import Settings
-{%- endif %}
+from {{ cookiecutter.package_name }}.tables import Item
 
 {% if cookiecutter.worker != "none" -%}
 from .conftest import (
     PrivateRedis,
+    app_client,
     free_port,
     process_env,
     retry_delays,
     skip_without_backing_service,
 )
 {%- else -%}
-from .conftest import free_port, process_env, skip_without_backing_service
+from .conftest import app_client, free_port, process_env, skip_without_backing_service
 {%- endif %}
 from .processes import ServiceProcess, StartService, wait_for
 {%- if cookiecutter.worker != "none" %}
@@ -64,6 +71,133 @@ from .test_worker import (
 
 # Long enough for a fresh server; a hung request fails the test instead of hanging it.
 REQUEST_TIMEOUT_SECONDS = 10
+# PostgreSQL's wire protocol: the query psycopg sends to commit, and the server's answer.
+COMMIT_SENT = b"Q\x00\x00\x00\x0bCOMMIT\x00"
+COMMIT_DONE = b"C\x00\x00\x00\x0bCOMMIT\x00"
+
+
+class CuttingProxy:
+    """A TCP proxy to PostgreSQL that, once armed, cuts every connection after a message.
+
+    The chunk holding the message is passed on; then every connection is closed,
+    and new ones are closed as they come, until `restore`: the database has gone
+    away at that exact point of a request.
+    """
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.cut_after: bytes | None = None
+        self.cut = threading.Event()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            if self.cut.is_set():
+                client.close()
+                continue
+            server = socket.create_connection(self.upstream)
+            self.sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+                if self.cut_after is not None and self.cut_after in chunk:
+                    self._cut_all()
+        except OSError:  # the other side, or the cut, closed a socket
+            pass
+
+    def _cut_all(self) -> None:
+        self.cut.set()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # what was sent still arrives, then EOF
+            sock.close()
+        self.sockets.clear()
+
+    def restore(self) -> None:
+        self.cut_after = None
+        self.cut.clear()
+
+    def close(self) -> None:
+        self.listener.close()
+        self._cut_all()
+
+
+@pytest.fixture
+def proxy(database_url: str) -> Iterator[CuttingProxy]:
+    """A proxy to the tests' PostgreSQL server."""
+    url = engine_url(database_url)
+    if url.get_backend_name() != "postgresql" or not url.host:
+        pytest.skip("cutting a connection needs PostgreSQL over TCP: set TEST_DATABASE_URL")
+    server = CuttingProxy((url.host, url.port or 5432))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def client_through_proxy(
+    settings: Settings, database_url: str, proxy: CuttingProxy
+) -> Iterator[httpx.Client]:
+    """The app in-process, its database reached through the proxy."""
+    url = engine_url(database_url).set(host="127.0.0.1", port=proxy.port)
+    through = SecretStr(url.render_as_string(hide_password=False))
+    with app_client(settings.model_copy(update={"database_url": through})) as client:
+        yield client
+
+
+def items_named(database_url: str, name: str) -> int:
+    engine = create_engine(engine_url(database_url))
+    with engine.connect() as connection:
+        count = connection.scalar(select(func.count()).where(Item.name == name))
+    engine.dispose()
+    return count or 0
+
+
+def test_a_committed_item_is_answered_201_though_the_database_goes_away_after_the_commit(
+    proxy: CuttingProxy, client_through_proxy: httpx.Client, database_url: str
+) -> None:
+    body = {"name": f"committed {uuid.uuid4().hex}", "description": "then the connection died"}
+    headers = {IDEMPOTENCY_KEY_HEADER: uuid.uuid4().hex}
+    proxy.cut_after = COMMIT_DONE
+    created = client_through_proxy.post("/items", json=body, headers=headers)
+    assert proxy.cut.is_set(), "the connection was not cut"
+    assert created.status_code == 201, created.text
+    assert created.json() == {"id": created.json()["id"], **body}
+
+    proxy.restore()
+    retried = client_through_proxy.post("/items", json=body, headers=headers)
+    assert (retried.status_code, retried.json()) == (201, created.json())
+    assert retried.headers[REPLAYED_HEADER] == "true"
+    assert items_named(database_url, body["name"]) == 1
+
+
+def test_a_retry_after_a_commit_in_doubt_creates_no_duplicate(
+    proxy: CuttingProxy, client_through_proxy: httpx.Client, database_url: str
+) -> None:
+    """The commit was sent, its answer lost: the client cannot know; its retry settles it."""
+    body = {"name": f"in doubt {uuid.uuid4().hex}"}
+    headers = {IDEMPOTENCY_KEY_HEADER: uuid.uuid4().hex}
+    proxy.cut_after = COMMIT_SENT
+    first = client_through_proxy.post("/items", json=body, headers=headers)
+    assert proxy.cut.is_set(), "the connection was not cut"
+    assert first.status_code == 503, first.text
+    assert first.json() == {"detail": "database unavailable"}
+
+    proxy.restore()
+    retried = client_through_proxy.post("/items", json=body, headers=headers)
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["name"] == body["name"]
+    assert items_named(database_url, body["name"]) == 1
 
 
 def postgresql_programs() -> Path | None:

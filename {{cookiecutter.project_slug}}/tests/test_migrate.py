@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+from {{ cookiecutter.package_name }}.cli import EXIT_CONFIG
 from {{ cookiecutter.package_name }}.db import engine_url
 
 from .processes import StartService
@@ -83,3 +85,32 @@ def test_release_against_an_unreachable_database_fails_in_one_line(
     assert event["event"] == "migration failed: database unavailable"
     assert "s3cret-pw" not in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def unusable_sqlite_url(case: str, root: Path) -> str:
+    if case == "a-directory":
+        return f"sqlite:///{root}"
+    (root / "file").write_text("")
+    return f"sqlite:///{root / 'file' / 'data' / 'app.sqlite3'}"
+
+
+@pytest.mark.parametrize(
+    ("process", "case"),
+    [("release", "a-directory"), ("release", "under-a-file"), ("web", "under-a-file")],
+)
+def test_an_unusable_sqlite_path_is_refused_at_start_in_one_line(
+    procfile: dict[str, str], service_env: dict[str, str], tmp_path: Path, process: str, case: str
+) -> None:
+    env = {**service_env, "DATABASE_URL": unusable_sqlite_url(case, tmp_path)}
+    result = subprocess.run(
+        shlex.split(procfile[process]),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == EXIT_CONFIG, result.stdout + result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("config error: DATABASE_URL: ")

@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+{% if cookiecutter.database != "none" or cookiecutter.worker != "none" -%}
+import io
+{% endif -%}
+{% if cookiecutter.database != "none" -%}
+import os
+from collections.abc import Callable
+{% endif -%}
+{% if cookiecutter.database != "none" or cookiecutter.worker != "none" -%}
+from contextlib import redirect_stderr, redirect_stdout
+{% endif -%}
 from pathlib import Path
 from typing import Literal
+{%- if cookiecutter.database != "none" or cookiecutter.worker != "none" %}
+from urllib.parse import quote
+{%- endif %}
 
 import pytest
+{%- if cookiecutter.database != "none" or cookiecutter.worker != "none" %}
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+{%- endif %}
 from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError
 
+{% if cookiecutter.database != "none" or cookiecutter.worker != "none" -%}
+from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.logs import configure_logging
+{% endif -%}
 from {{ cookiecutter.package_name }}.settings import (
+{%- if cookiecutter.database != "none" or cookiecutter.worker != "none" %}
+    AMBIGUOUS_URL,
+    INVALID_HOST,
+{%- endif %}
+    RELEASE_FALLBACKS,
+    RELEASE_PATTERN,
     ConfigError,
     Settings,
     dotenv_example,
@@ -16,6 +44,10 @@ from {{ cookiecutter.package_name }}.settings import (
     load_settings,
     problem_line,
 )
+{%- if cookiecutter.database != "none" or cookiecutter.worker != "none" %}
+
+from .conftest import app_client
+{%- endif %}
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 {%- if cookiecutter.database == "postgresql" %}
@@ -99,13 +131,21 @@ def test_a_bad_new_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch
     assert line.startswith("REQUEST_TIMEOUT='soon': Input should be a valid number")
 
 
+NOT_RELEASES = {"newline": "v1\ninjected", "too-long": "a" * 129, "space": "v 1"}
+
+
 @pytest.mark.usefixtures("required_env")
-def test_release_fallback_obeys_the_release_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SOURCE_VERSION", "v1\ninjected")
+@pytest.mark.parametrize("value", NOT_RELEASES.values(), ids=NOT_RELEASES.keys())
+@pytest.mark.parametrize("name", RELEASE_FALLBACKS)
+def test_every_release_fallback_obeys_the_release_pattern(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """What reaches every log line and /healthz is held to RELEASE_ID's pattern and length."""
+    monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError) as raised:
         load_settings()
     assert raised.value.lines == [
-        "RELEASE_ID='': empty, and SOURCE_VERSION is not a release (^[A-Za-z0-9._:/@+-]{0,128}$)"
+        f"RELEASE_ID='': empty, and {name} is not a release ({RELEASE_PATTERN.pattern})"
     ]
 
 
@@ -176,7 +216,19 @@ BAD_VALUES = {
     "database-slash-in-password": (
         "DATABASE_URL",
         "postgresql://app:s3cret-pw/x@db/app",
-        "DATABASE_URL: invalid port (percent-encode / # ? @ in the password)",
+        f"DATABASE_URL: {AMBIGUOUS_URL}",
+    ),
+    # SQLAlchemy read `pw@db` as the host, and showed it in every connection error.
+    "database-at-in-password": (
+        "DATABASE_URL",
+        "postgresql://app:s3cret-pw@pw@db/app",
+        f"DATABASE_URL: {AMBIGUOUS_URL}",
+    ),
+    # Python's resolver refuses a label over 63 characters: a UnicodeError, later, as a 500.
+    "database-host-label-too-long": (
+        "DATABASE_URL",
+        f"postgresql://app:s3cret-pw@{'a' * 64}.example/app",
+        f"DATABASE_URL: {INVALID_HOST}",
     ),
     "database-sqlite-no-slashes": (
         "DATABASE_URL",
@@ -238,6 +290,117 @@ def test_bad_value_is_one_line_naming_the_variable(
     assert len(raised.value.lines) == 1
     assert raised.value.lines[0].startswith(line)
     assert "s3cret-pw" not in raised.value.lines[0]
+{%- if cookiecutter.database != "none" or cookiecutter.worker != "none" %}
+
+
+# URLs that parse more than one way, or name a host no resolver takes: refused at start.
+# (One of each kind is in BAD_VALUES, which test_cli.py runs through every command.)
+UNSAFE_URLS = {
+{%- if cookiecutter.database != "none" %}
+    # urllib read host `app`, port 12: the check passed a URL SQLAlchemy reads otherwise.
+    "database-digits-then-slash": (
+        "DATABASE_URL",
+        "postgresql://app:12/34s3cret-pw@db/app",
+        f"DATABASE_URL: {AMBIGUOUS_URL}",
+    ),
+    "database-hash-in-password": (
+        "DATABASE_URL",
+        "postgresql://app:s3cret-pw#1@db/app",
+        f"DATABASE_URL: {AMBIGUOUS_URL}",
+    ),
+    "database-question-mark-in-password": (
+        "DATABASE_URL",
+        "postgresql://app:s3cret-pw?x@db/app",
+        f"DATABASE_URL: {AMBIGUOUS_URL}",
+    ),
+    "database-host-name-too-long": (
+        "DATABASE_URL",
+        f"postgresql://app:s3cret-pw@{'a.' * 127}example/app",
+        f"DATABASE_URL: {INVALID_HOST}",
+    ),
+    "database-host-empty-label": (
+        "DATABASE_URL",
+        "postgresql://app:s3cret-pw@db..internal/app",
+        f"DATABASE_URL: {INVALID_HOST}",
+    ),
+{%- endif %}
+{%- if cookiecutter.worker != "none" %}
+    "redis-at-in-password": (
+        "REDIS_URL",
+        "redis://:s3cret-pw@pw@cache:6379/0",
+        f"REDIS_URL: {AMBIGUOUS_URL}",
+    ),
+    "redis-hash-in-password": (
+        "REDIS_URL",
+        "redis://:12#s3cret-pw@cache:6379/0",
+        f"REDIS_URL: {AMBIGUOUS_URL}",
+    ),
+    "redis-host-label-too-long": (
+        "REDIS_URL",
+        f"redis://:s3cret-pw@{'a' * 64}.example:6379/0",
+        f"REDIS_URL: {INVALID_HOST}",
+    ),
+{%- endif %}
+}
+
+
+@pytest.mark.usefixtures("required_env")
+@pytest.mark.parametrize(("name", "value", "line"), UNSAFE_URLS.values(), ids=UNSAFE_URLS.keys())
+def test_a_url_that_parses_more_than_one_way_is_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, line: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert raised.value.lines == [line]
+{%- endif %}
+{%- if cookiecutter.database != "none" %}
+
+
+def under_a_file(root: Path) -> Path:
+    (root / "file").write_text("")
+    return root / "file" / "data" / "app.sqlite3"
+
+
+def in_a_read_only_directory(root: Path) -> Path:
+    root.chmod(0o555)
+    return root / "app.sqlite3"
+
+
+# How the file is made unusable -> what the line says.
+UNUSABLE_SQLITE: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "a-directory": (lambda root: root, "is a directory, not a SQLite file"),
+    "under-a-file": (under_a_file, "is not a directory: no SQLite file can be made under it"),
+    "read-only-directory": (in_a_read_only_directory, "is not writable (a read-only filesystem?)"),
+}
+
+
+@pytest.mark.parametrize(
+    ("make_path", "problem"),
+    [
+        pytest.param(
+            *case,
+            id=key,
+            marks=pytest.mark.skipif(
+                key == "read-only-directory" and os.geteuid() == 0,
+                reason="root writes in a read-only directory (not on a read-only filesystem)",
+            ),
+        )
+        for key, case in UNUSABLE_SQLITE.items()
+    ],
+)
+def test_an_unusable_sqlite_path_is_refused_in_one_line(
+    tmp_path: Path, make_path: Callable[[Path], Path], problem: str
+) -> None:
+    root = tmp_path / "root"  # a directory of its own, to make read-only
+    root.mkdir()
+    path = make_path(root)
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"DATABASE_URL": f"sqlite:///{path}"})
+    [line] = raised.value.lines
+    assert line.startswith("DATABASE_URL: ")
+    assert line.endswith(problem)
+{%- endif %}
 
 
 def test_every_bad_variable_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -288,3 +451,74 @@ def test_effective_config_names_every_setting() -> None:
 def test_env_example_matches_the_settings_schema() -> None:
     committed = (PROJECT_ROOT / ".env.example").read_text()
     assert committed == dotenv_example(), "regenerate it with `make env-example`"
+
+{%- if cookiecutter.database != "none" or cookiecutter.worker != "none" %}
+
+
+# URL delimiters, and letters no line the service writes holds: four of them in a row in any
+# output are a piece of the password.
+URL_TEXT_ALPHABET = "@:/?#[]%&=+;!$'()~QZXζж€"
+# Each secret URL, pointing at a port nothing listens on: every check fails, and says why.
+SECRET_URLS = {
+{%- if cookiecutter.database != "none" %}
+    "DATABASE_URL": "postgresql://app:{password}@127.0.0.1:{port}/app",
+{%- endif %}
+{%- if cookiecutter.worker != "none" %}
+    "REDIS_URL": "redis://app:{password}@127.0.0.1:{port}/0",
+{%- endif %}
+}
+
+
+def pieces(secret: str) -> set[str]:
+    """Every 4 characters in a row of `secret`."""
+    return {secret[start : start + 4] for start in range(len(secret) - 3)}
+
+
+def command_output(*args: str) -> tuple[int, str]:
+    """The exit status of the service's command, run in-process, and all it wrote."""
+    output = io.StringIO()
+    with redirect_stdout(output), redirect_stderr(output):
+        status = main(list(args))
+    return status, output.getvalue()
+
+
+def readyz_output() -> str:
+    """/readyz's answer and the log lines written while answering it."""
+    settings = load_settings()
+    output = io.StringIO()
+    with redirect_stdout(output):
+        configure_logging(settings)
+        with app_client(settings) as client:
+            response = client.get("/readyz")
+    assert response.status_code == 503
+    return response.text + output.getvalue()
+
+
+@pytest.mark.parametrize("variable", SECRET_URLS)
+@hypothesis_settings(
+    max_examples=20,
+    derandomize=True,  # the same examples in every run
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(credential=st.text(URL_TEXT_ALPHABET, min_size=4, max_size=16), encoded=st.booleans())
+@example(credential="QZ@ζж€X", encoded=False)  # SQLAlchemy took `ζж€X@127.0.0.1` for the host
+@example(credential="QZ@ζж€X", encoded=True)
+def test_no_output_holds_any_part_of_a_password(
+    monkeypatch: pytest.MonkeyPatch, unused_port: int, variable: str, credential: str, encoded: bool
+) -> None:
+    """Whatever the password (`credential`), refused or tried: no output shows a piece of it."""
+    in_url = quote(credential, safe="") if encoded else credential
+    for name, url in SECRET_URLS.items():  # all unreachable, so that readiness fails
+        monkeypatch.setenv(name, url.format(password="", port=unused_port))
+    monkeypatch.setenv(variable, SECRET_URLS[variable].format(password=in_url, port=unused_port))
+    status, shown = command_output("check-config")
+    if status == 0:  # accepted: then every attempt to connect fails, and says why
+{%- if cookiecutter.database != "none" %}
+        if variable == "DATABASE_URL":
+            shown += command_output("migrate")[1]
+{%- endif %}
+        shown += readyz_output()
+    assert [piece for piece in pieces(credential) | pieces(in_url) if piece in shown] == []
+{%- endif %}

@@ -14,10 +14,6 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import metadata
 from typing import NoReturn
-{%- if cookiecutter.database != "none" %}
-
-from sqlalchemy.exc import OperationalError
-{%- endif %}
 
 from . import {% if cookiecutter.database != "none" %}db, {% endif %}logs{% if cookiecutter.worker != "none" %}, worker{% endif %}
 from .settings import ConfigError, Settings, dotenv_example, effective_config, load_settings
@@ -65,9 +61,15 @@ def migrate(settings: Settings) -> int:
     engine = db.create_database_engine(settings)
     try:
         db.migrate(engine)
-    except OperationalError as exc:
+    except db.DATABASE_OUTAGES as exc:
         logger.error(
             "migration failed: database unavailable",
+            extra={"error": logs.describe_exception(exc)},
+        )
+        return 1
+    except OSError as exc:  # the SQLite file's directory could not be made
+        logger.error(
+            "migration failed: cannot create the database's directory",
             extra={"error": logs.describe_exception(exc)},
         )
         return 1

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session, sessionmaker
 
 from .settings import Settings
 
@@ -47,8 +48,7 @@ def create_database_engine(settings: Settings) -> Engine:
 
 
 def sqlite_engine(url: URL) -> Engine:
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    # Connects to nothing, creates nothing: `migrate` makes the file's directory.
     engine = create_engine(url, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS})
 
     @event.listens_for(engine, "connect")
@@ -60,6 +60,15 @@ def sqlite_engine(url: URL) -> Engine:
         cursor.close()
 
     return engine
+
+
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for requests: what a request wrote stays readable after its commit.
+
+    So a response is built from what was committed, with no query after the
+    commit that could fail (and answer an error for a write that was done).
+    """
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 def ping(engine: Engine) -> None:
@@ -91,6 +100,9 @@ def migrate(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", f"{__package__}:migrations")
+    database = engine.url.database
+    if engine.url.get_backend_name() == "sqlite" and database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     with engine.connect() as connection, migration_lock(connection):
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -14,6 +14,9 @@ fields are set as `PARENT__CHILD`). Then run `make env-example`.
 
 from __future__ import annotations
 
+{% if cookiecutter.database != "none" or cookiecutter.worker != "none" -%}
+import ipaddress
+{% endif -%}
 import json
 import os
 import re
@@ -35,6 +38,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 {%- if cookiecutter.worker != "none" %}
 from redis import ConnectionPool
 {%- endif %}
+{%- if cookiecutter.database != "none" %}
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
+{%- endif %}
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 {%- if cookiecutter.database != "none" %}
@@ -43,6 +50,18 @@ DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 {%- if cookiecutter.worker != "none" %}
 REDIS_SCHEMES = ("redis", "rediss")
 REDIS_DATABASE_PATH = re.compile(r"(/[0-9]*)?")
+{%- endif %}
+{%- if cookiecutter.database != "none" or cookiecutter.worker != "none" %}
+# A URL that parses more than one way: the driver may read part of the password as the host,
+# and then show it in every error. Said without quoting any of the URL.
+AMBIGUOUS_URL = "does not parse one way: percent-encode @ / ? # in the user name and password"
+# A DNS name (RFC 1035; `_` as container platforms allow), or an IP address.
+HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+HOST_NAME_MAX_LENGTH = 253
+INVALID_HOST = (
+    "the host is no DNS name: dot-separated labels of 1-63 letters, digits, - or _,"
+    f" {HOST_NAME_MAX_LENGTH} characters in all"
+)
 {%- endif %}
 # Where platforms put the deployed version, read when RELEASE_ID is empty; first set wins.
 RELEASE_FALLBACKS = (
@@ -83,7 +102,33 @@ def supported_database(value: SecretStr) -> SecretStr:
         raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
     if url.scheme != "sqlite" and not url.hostname and "host=" not in url.query:
         raise ValueError("a PostgreSQL URL needs a host, e.g. postgresql://user@localhost/db")
+    try:
+        # SQLAlchemy parses the URL with its own rules: it must read what urllib read.
+        parsed = make_url(text)
+    except (ArgumentError, ValueError):  # their messages quote the URL
+        raise ValueError(AMBIGUOUS_URL) from None
+    given = (url.username, url.password, url.hostname, url.port)
+    read = (parsed.username, parsed.password, parsed.host, parsed.port)
+    if tuple(unquote(part) if isinstance(part, str) else part for part in given) != read:
+        raise ValueError(AMBIGUOUS_URL)
+    if url.scheme == "sqlite" and parsed.database and parsed.database != ":memory:":
+        require_usable_sqlite_file(Path(parsed.database))
     return value
+
+
+def require_usable_sqlite_file(path: Path) -> None:
+    """ValueError unless SQLite can create or open `path` and write beside it (its WAL files)."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a SQLite file")
+    directory = path.parent
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent  # `migrate` creates the missing ones
+    if not directory.is_dir():
+        raise ValueError(f"{directory} is not a directory: no SQLite file can be made under it")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"directory {directory} is not writable (a read-only filesystem?)")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise ValueError(f"{path} is not readable and writable")
 {%- endif %}
 {%- if cookiecutter.worker != "none" %}
 
@@ -104,18 +149,43 @@ def supported_redis(value: SecretStr) -> SecretStr:
 
 
 def checked_url(text: str, schemes: tuple[str, ...]) -> SplitResult:
-    """The URL split into parts; ValueError unless its scheme is allowed and its port valid."""
-    url = urlsplit(text)
+    """The URL split into parts; ValueError unless it parses one way, with an allowed scheme.
+
+    No message quotes the URL: any part of it may be part of a password.
+    """
+    try:
+        url = urlsplit(text)
+    except ValueError:  # an unbalanced [ or ]
+        raise ValueError(AMBIGUOUS_URL) from None
     if url.scheme not in schemes:
         allowed = ", ".join(f"{scheme}://" for scheme in schemes)
         given = f"{url.scheme}://" if url.scheme else "(none)"
         raise ValueError(f"scheme {given} is not one of {allowed}")
+    # An @ after the first one, or after the host, or a fragment: a delimiter in a password.
+    after_host = text[len(url.scheme) + len("://") + len(url.netloc) :] if url.netloc else ""
+    if "#" in text or url.netloc.count("@") > 1 or "@" in after_host:
+        raise ValueError(AMBIGUOUS_URL)
     try:
         _ = url.port  # raises for a non-numeric or out-of-range port
     except ValueError:
         # The error would quote the port text, which may be part of a password.
         raise ValueError("invalid port (percent-encode / # ? @ in the password)") from None
+    hosts = url.hostname.split(",") if url.hostname else []  # libpq takes several
+    if not all(is_host_name(host) for host in hosts):
+        raise ValueError(INVALID_HOST)
     return url
+
+
+def is_host_name(host: str) -> bool:
+    """A name the resolver takes (Python's refuses a label over 63 characters), or an IP."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        name = host.removesuffix(".")
+        return len(name) <= HOST_NAME_MAX_LENGTH and all(
+            HOST_LABEL.fullmatch(label) for label in name.split(".")
+        )
+    return True
 {%- endif %}
 
 
@@ -194,6 +264,7 @@ class Settings(BaseSettings):
 {%- if cookiecutter.database == "sqlite" %}
     database_url: Annotated[SecretStr, AfterValidator(supported_database)] = Field(
         SecretStr("sqlite:///.data/{{ cookiecutter.package_name }}.sqlite3"),
+        validate_default=True,  # its directory must be usable too
         description="SQLAlchemy-style database URL: sqlite:///path or"
         " postgresql://user:password@host/db.",
     )

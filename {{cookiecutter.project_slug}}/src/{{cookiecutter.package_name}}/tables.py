@@ -16,6 +16,7 @@ from sqlalchemy import {% if cookiecutter.worker != "none" %}DateTime, {% endif 
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAME_MAX_LENGTH = 200
+IDEMPOTENCY_KEY_MAX_LENGTH = 128
 {%- if cookiecutter.worker != "none" %}
 # A failed report keeps one line on why: the error's type and first line, no SQL.
 ERROR_MAX_LENGTH = 200
@@ -32,6 +33,10 @@ class Item(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH))
     description: Mapped[str | None] = mapped_column(Text)
+    # The client's Idempotency-Key of the request that created the item, if it sent one.
+    idempotency_key: Mapped[str | None] = mapped_column(
+        String(IDEMPOTENCY_KEY_MAX_LENGTH), index=True, unique=True
+    )
 {%- if cookiecutter.worker != "none" %}
 
 
