@@ -409,20 +409,9 @@ class Load:
                     self.lost.append(error)
 
 
-# gunicorn's backlog handover (the generated listeners.py) attaches a socket filter, which
-# this kernel allows only with CAP_NET_ADMIN: a container has none, the filter is not set,
-# and the connections in the listen backlog are reset when the listener closes.
-BACKLOG_RESET = pytest.mark.xfail(
-    reason="Flask: without CAP_NET_ADMIN the backlog handover is off (SO_ATTACH_FILTER: EPERM)",
-    strict=True,
-)
-
-
-@pytest.mark.parametrize(
-    "stack",
-    stack_params(known_bug=lambda s: [BACKLOG_RESET] if s["web_framework"] == "flask" else []),
-)
+@pytest.mark.parametrize("stack", stack_params())
 def test_stop_under_load_loses_no_accepted_request_and_exits_0(runner: Runner) -> None:
+    """Without CAP_NET_ADMIN, as in any container: the handover without its socket filter."""
     web = runner.web()
     load = Load(web.port)
     deadline = time.monotonic() + STOP_GRACE_SECONDS + 30  # bounds the loop if the stop hangs
