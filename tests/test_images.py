@@ -7,7 +7,8 @@ non-root user from a read-only root filesystem with a tmpfs /tmp, configured
 by the environment alone, against this machine's PostgreSQL and Redis (a
 database and a queue of its own), on the host's loopback (`--network=host`,
 with a PORT the test picks). All tests of a stack share one xdist group, so
-one worker builds its image once.
+under `--dist loadgroup` (`make test`) one worker builds its image once; builds
+take turns, so a second worker's build of the same stack reuses its layers.
 """
 
 from __future__ import annotations
