@@ -184,5 +184,7 @@ def build_image(project: Path, tag: str, release: str) -> None:
         )
 
 
-def remove_image(tag: str) -> None:
-    podman("rmi", "--force", tag, check=False)
+def remove_images(*tags: str) -> None:
+    """Remove images, and containers left on them, in one command (Podman does it in parallel)."""
+    if tags:
+        podman("rmi", "--force", *tags, check=False)

@@ -50,7 +50,7 @@ from .podman import (
     ensure_base_images,
     inspect,
     podman,
-    remove_image,
+    remove_images,
     require_podman,
 )
 
@@ -142,8 +142,7 @@ def images(
         return built[key]
 
     yield image
-    for image_ in built.values():
-        remove_image(image_.tag)
+    remove_images(*(image_.tag for image_ in built.values()))
 
 
 @pytest.fixture
@@ -296,8 +295,8 @@ class Runner:
         return self.start(self.image.slug, "worker")
 
     def remove(self) -> None:
-        for name in self.names:
-            podman("rm", "--force", "--time=0", name, check=False)
+        if self.names:
+            podman("rm", "--force", "--time=0", *self.names, check=False)
         if self.volume is not None:
             podman("volume", "rm", "--force", self.volume, check=False)
 
@@ -567,7 +566,7 @@ def test_make_smoke_image_what_ci_runs_passes_on_podman(image: Image, tmp_path: 
             cwd=project,
         )
     finally:
-        remove_image(tag)
+        remove_images(tag)
     *_, healthz = smoke.stdout.split()
     assert json.loads(healthz) == {"status": "ok", "release": RELEASE}
 
@@ -625,8 +624,7 @@ def compose_stack(
     finally:
         stack.compose("down", "--volumes", check=False)
         built = podman("images", "--format={{.Repository}}", f"--filter=reference=*{stack.name}*")
-        for tag in built.stdout.split():
-            remove_image(tag)
+        remove_images(*built.stdout.split())
 
 
 def events_in_order(stack: ComposeStack) -> list[str]:
