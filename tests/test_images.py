@@ -411,8 +411,15 @@ class Load:
 
 
 @pytest.mark.parametrize("stack", stack_params())
-def test_stop_under_load_loses_no_accepted_request_and_exits_0(runner: Runner) -> None:
-    """Without CAP_NET_ADMIN, as in any container: the handover without its socket filter."""
+def test_stop_under_load_loses_no_accepted_request_and_exits_0(
+    runner: Runner, image: Image
+) -> None:
+    """Without CAP_NET_ADMIN, as in any container: the handover without its socket filter.
+
+    With one web process, and with two under each framework's supervisor (the stacks
+    with a worker), whose own copy of the listening socket must not outlive the drain.
+    """
+    runner.env["WEB_CONCURRENCY"] = "2" if with_worker(image.stack) else "1"
     web = runner.web()
     load = Load(web.port)
     deadline = time.monotonic() + STOP_GRACE_SECONDS + 30  # bounds the loop if the stop hangs
