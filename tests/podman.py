@@ -103,10 +103,10 @@ def image_exists(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def cache_lock() -> Iterator[None]:
-    """One process at a time makes the base images (xdist workers start together)."""
+def cache_lock(name: str = "images") -> Iterator[None]:
+    """One process at a time holds `name` (xdist workers start together)."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    with (CACHE / "images.lock").open("w") as lock:
+    with (CACHE / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -164,20 +164,27 @@ def ensure_base_images() -> None:
 
 
 def build_image(project: Path, tag: str, release: str) -> None:
-    """`podman build` of the project's Dockerfile, from the cached base images only."""
+    """`podman build` of the project's Dockerfile, from the cached base images only.
+
+    One build at a time: two xdist workers that need the same stack build it once
+    and reuse its layers, rather than twice side by side on the same cores.
+    """
     require_podman()
     ensure_base_images()
-    podman(
-        "build",
-        "--pull=never",
-        "--build-arg",
-        f"RELEASE_ID={release}",
-        "-t",
-        tag,
-        str(project),
-        timeout=900,
-    )
+    with cache_lock("build"):
+        podman(
+            "build",
+            "--pull=never",
+            "--build-arg",
+            f"RELEASE_ID={release}",
+            "-t",
+            tag,
+            str(project),
+            timeout=900,
+        )
 
 
-def remove_image(tag: str) -> None:
-    podman("rmi", "--force", tag, check=False)
+def remove_images(*tags: str) -> None:
+    """Remove images, and containers left on them, in one command (Podman does it in parallel)."""
+    if tags:
+        podman("rmi", "--force", *tags, check=False)

@@ -5,13 +5,21 @@ but the server has not accepted yet: their clients saw the connection accepted
 and lose the request. So on a full stop the server first makes its listening
 sockets ignore new connection requests (a client whose SYN goes unanswered
 retries, then sees its connection refused once the socket is closed), keeps
-accepting and answering until the backlog is empty, and only then closes them.
+accepting and answering until the backlog is empty, and closes them then, in
+the same step.
+
+The socket filter that drops new connection requests needs CAP_NET_ADMIN on
+TCP sockets (Linux 6.18, as tested), which a container does not have. Without
+it, the backlog shrinks to one connection: while one waits, the kernel drops
+new SYNs, and only a handshake completing between the last look at the backlog
+and the close (microseconds) could still be reset.
 
 Both steps need Linux. Elsewhere they do nothing: the server stops as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import socket
 import struct
@@ -36,7 +44,7 @@ TCPI_UNACKED = 24
 
 
 def refuse_new_connections(listener: socket.socket) -> bool:
-    """Make `listener` drop new connection requests; False where this is not possible."""
+    """Make `listener` drop new connection requests; False where only fewer are let in."""
     if sys.platform != "linux":
         return False
     program = b"".join(struct.pack("HBBI", *instruction) for instruction in DROP_NEW_CONNECTIONS)
@@ -44,7 +52,10 @@ def refuse_new_connections(listener: socket.socket) -> bool:
     sock_fprog = struct.pack("HP", len(DROP_NEW_CONNECTIONS), ctypes.addressof(instructions))
     try:
         listener.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, sock_fprog)
-    except OSError:  # not a TCP socket, or a kernel without socket filters
+    except OSError:  # EPERM without CAP_NET_ADMIN; a kernel without socket filters
+        with contextlib.suppress(OSError):  # not a listening socket
+            # listen() again only sets the backlog's length: a full backlog drops SYNs.
+            listener.listen(0)
         return False
     return True
 
