@@ -295,7 +295,7 @@ ATTACKS: dict[str, Attack] = {
         ),
     ),
     # Oversized bodies, declared or streamed.
-    "body-over-limit": single(post(b"[" + b"0," * (BODY_LIMIT // 2) + b"0]"), 413),
+    "body-over-limit": single(post(b"[" + b"0," * (BODY_LIMIT // 2) + b"0]"), 413, *UNREAD_BODY),
     "body-declared-huge": refused(
         {413} | UNREAD_BODY,
         lambda port: [
