@@ -19,7 +19,6 @@ from flask import Flask, request
 {%- endif %}
 
 from {{ cookiecutter.package_name }}.app import (
-    MAX_BODY_BYTES,
     access_logger,
 {%- if cookiecutter.web_framework == "flask" %}
     close_app,
@@ -32,6 +31,9 @@ from {{ cookiecutter.package_name }}.server import WebServer
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import {% if cookiecutter.web_framework == "fastapi" %}app_client{% else %}wsgi_client{% endif %}
+
+# MAX_REQUEST_BODY_BYTES, at its default in these tests.
+MAX_BODY_BYTES: int = Settings.model_fields["max_request_body_bytes"].default
 
 
 def test_start_up_objects_are_left_out_of_garbage_collections(settings: Settings) -> None:

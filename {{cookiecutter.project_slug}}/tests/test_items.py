@@ -8,10 +8,14 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from {{ cookiecutter.package_name }}.app import MAX_BODY_BYTES, NOT_JSON
+from {{ cookiecutter.package_name }}.app import NOT_JSON
 from {{ cookiecutter.package_name }}.items import IDEMPOTENCY_KEY_HEADER, KEY_REUSED, REPLAYED_HEADER
+from {{ cookiecutter.package_name }}.settings import Settings
 
 from .processes import ServiceProcess
+
+# MAX_REQUEST_BODY_BYTES, at its default in these tests.
+MAX_BODY_BYTES: int = Settings.model_fields["max_request_body_bytes"].default
 
 
 def test_created_item_can_be_read_back(client: httpx.Client) -> None:
