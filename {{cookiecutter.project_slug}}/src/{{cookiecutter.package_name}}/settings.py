@@ -222,9 +222,10 @@ class Settings(BaseSettings):
         description="Seconds a client has to send a whole request (line, headers and body)"
         " from when it connects or starts one; then its connection is closed.",
     )
-    keep_alive_timeout: float = Field(
+    # Whole seconds: what uvicorn's timeout_keep_alive and gunicorn's keepalive take.
+    keep_alive_timeout: int = Field(
         5,
-        gt=0,
+        ge=1,
         le=3600,
         description="Seconds an idle connection is kept open between requests.",
     )
