@@ -262,18 +262,22 @@ class Runner:
     volume: str | None = None
     names: list[str] = field(default_factory=list)
 
-    def options(self) -> list[str]:
+    def options(self, **env: str) -> list[str]:
         options = ["--network=host", "--read-only", "--tmpfs=/tmp:rw,size=64m,mode=1777"]
         if self.volume is not None:  # SQLite's file: the one writable path, shared by processes
             options.append(f"--volume={self.volume}:/app/.data")
-        for key, value in self.env.items():
+        for key, value in {**self.env, **env}.items():
             options.append(f"--env={key}={value}")
         return options
 
-    def one_off(self, *command: str) -> subprocess.CompletedProcess[str]:
-        """An admin process: `podman run --rm IMAGE <slug> COMMAND`, same image and env."""
+    def one_off(self, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """An admin process: `podman run --rm IMAGE <slug> COMMAND`, same image and env.
+
+        `env` overrides variables of the service's environment.
+        """
+        options = self.options(**env)
         return podman(
-            "run", "--rm", *self.options(), self.image.tag, self.image.slug, *command, check=False
+            "run", "--rm", *options, self.image.tag, self.image.slug, *command, check=False
         )
 
     def start(self, *command: str) -> Container:
@@ -366,6 +370,13 @@ def test_image_serves_on_the_port_given_at_run_as_non_root_from_a_read_only_root
     assert "Read-only file system" in refused.stderr
     # Nothing was written outside the tmpfs (and SQLite's volume).
     assert set(podman("diff", web.name).stdout.split("\n")) - ENGINE_CHANGES == {""}
+    if with_database(image.stack):
+        # A SQLite file on the read-only root filesystem: refused at start, in one line.
+        release = runner.one_off("migrate", DATABASE_URL="sqlite:////app/app.sqlite3")
+        assert release.returncode == 78, release.stderr
+        assert release.stderr.splitlines() == [
+            "config error: DATABASE_URL: directory /app is not writable (a read-only filesystem?)"
+        ]
 
     assert web.stop() == 0, web.logs()
     records = assert_json_logs_only(web)
