@@ -193,7 +193,7 @@ def test_sigterm_to_the_process_group_under_load_loses_no_accepted_request(
     service_env: dict[str, str],
     workers: int,
 ) -> None:
-    """As systemd, Heroku, Docker's init and Kubernetes stop it: every process gets SIGTERM at once.
+    """As systemd, Heroku, honcho and dumb-init stop a service: SIGTERM to every process at once.
 
     The server's worker processes then start their own stop at the same moment
     as the process that supervises them: the listening socket they share must

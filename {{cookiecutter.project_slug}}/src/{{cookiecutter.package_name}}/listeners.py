@@ -19,7 +19,7 @@ signal the whole process group: each worker starts its stop at the moment
 its supervisor does. A worker that stopped accepting before the supervisor
 made the socket refuse new connections would leave the backlog that fills
 meanwhile to be reset. So a stopping worker keeps accepting until the socket
-refuses new connections and its backlog is empty (`handing_over`).
+refuses new connections and its backlog is empty (`handover_pending`).
 
 Both steps need Linux. Elsewhere they do nothing: the server stops as before.
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import socket
 import struct
 import sys
@@ -101,11 +102,19 @@ def takes_new_connections(listener: socket.socket) -> bool:
     return length.value == 0
 
 
-def handing_over(listeners: Iterable[socket.socket]) -> bool:
+@functools.cache
+def can_refuse_new_connections() -> bool:
+    """Whether refuse_new_connections works here: a container may forbid socket filters."""
+    with socket.socket() as probe:
+        return refuse_new_connections(probe)
+
+
+def handover_pending(listeners: Iterable[socket.socket]) -> bool:
     """Whether a stopping process must go on accepting on `listeners`.
 
     True while they take new connections (the full stop that makes them
     refuse may be a moment behind) or while connections wait in their backlog.
     """
     listeners = list(listeners)
-    return any(takes_new_connections(listener) for listener in listeners) or backlog(listeners) > 0
+    unrefused = can_refuse_new_connections() and any(map(takes_new_connections, listeners))
+    return unrefused or backlog(listeners) > 0
