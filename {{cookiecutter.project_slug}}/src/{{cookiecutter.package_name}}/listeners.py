@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import socket
 import struct
 import sys
@@ -50,6 +49,8 @@ DROP_NEW_CONNECTIONS = (
 )
 # Offset of tcpi_unacked in struct tcp_info: 8 one-byte fields, then 4 u32 fields.
 TCPI_UNACKED = 24
+# For a listening socket, tcpi_sacked is the longest its accept queue may grow.
+TCPI_SACKED = 28
 
 
 def refuse_new_connections(listener: socket.socket) -> bool:
@@ -90,8 +91,8 @@ def backlog(listeners: Iterable[socket.socket]) -> int:
 def takes_new_connections(listener: socket.socket) -> bool:
     """Whether `listener` still takes new connections: no process sharing it refused them.
 
-    False where this is unknown. The filter refuse_new_connections attaches is
-    the socket's, so every process holding the socket sees it.
+    False where this is unknown. What refuse_new_connections changes, the filter
+    or the backlog's length, belongs to the socket: every process holding it sees it.
     """
     if sys.platform != "linux":
         return False
@@ -99,14 +100,13 @@ def takes_new_connections(listener: socket.socket) -> bool:
     getsockopt = ctypes.CDLL(None).getsockopt  # the socket module's would copy the filter
     if getsockopt(listener.fileno(), socket.SOL_SOCKET, SO_GET_FILTER, None, ctypes.byref(length)):
         return False  # not a socket
-    return length.value == 0
-
-
-@functools.cache
-def can_refuse_new_connections() -> bool:
-    """Whether refuse_new_connections works here: a container may forbid socket filters."""
-    with socket.socket() as probe:
-        return refuse_new_connections(probe)
+    if length.value:
+        return False
+    try:
+        info = listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCPI_SACKED + 4)
+    except OSError:  # not a TCP socket
+        return False
+    return bool(struct.unpack_from("I", info, TCPI_SACKED)[0])
 
 
 def handover_pending(listeners: Iterable[socket.socket]) -> bool:
@@ -116,5 +116,4 @@ def handover_pending(listeners: Iterable[socket.socket]) -> bool:
     refuse may be a moment behind) or while connections wait in their backlog.
     """
     listeners = list(listeners)
-    unrefused = can_refuse_new_connections() and any(map(takes_new_connections, listeners))
-    return unrefused or backlog(listeners) > 0
+    return any(map(takes_new_connections, listeners)) or backlog(listeners) > 0
