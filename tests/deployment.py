@@ -53,9 +53,12 @@ def project(deploy_projects: dict[str, Path], answers: dict[str, str]) -> Path:
 
 
 def procfile_commands(project: Path) -> dict[str, list[str]]:
-    """Each Procfile process type's command, split into its arguments."""
+    """Each Procfile process type's command, split into its arguments, without its `exec`."""
     lines = (project / "Procfile").read_text().splitlines()
-    return {name: shlex.split(command) for name, command in (line.split(":", 1) for line in lines)}
+    return {
+        name: shlex.split(command.strip().removeprefix("exec "))
+        for name, command in (line.split(":", 1) for line in lines)
+    }
 
 
 def env_file(path: Path) -> dict[str, str]:

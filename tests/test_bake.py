@@ -83,7 +83,10 @@ def test_default_bake_is_the_sqlite_fastapi_service(cookies: Any) -> None:
     assert "DATABASE_URL=sqlite:///.data/my_service.sqlite3" in (
         (project / ".env.example").read_text().splitlines()
     )
-    assert procfile(project) == {"release": "my-service migrate", "web": "my-service serve"}
+    assert procfile(project) == {
+        "release": "exec my-service migrate",
+        "web": "exec my-service serve",
+    }
 
 
 @pytest.mark.parametrize(("option", "value"), OPTION_VALUES)
@@ -129,11 +132,12 @@ def test_procfile_has_release_with_a_database_and_worker_with_a_worker(
     cookies: Any, database: str, worker: str
 ) -> None:
     project = bake(cookies, database=database, worker=worker)
-    expected = {"web": "my-service serve"}
+    # `exec`: the runner's shell becomes the process, which gets the signals and reports its status.
+    expected = {"web": "exec my-service serve"}
     if database != "none":
-        expected["release"] = "my-service migrate"
+        expected["release"] = "exec my-service migrate"
     if worker != "none":
-        expected["worker"] = "my-service worker"
+        expected["worker"] = "exec my-service worker"
     assert procfile(project) == expected
     assert (project / "src" / "my_service" / "worker.py").is_file() is (worker != "none")
 

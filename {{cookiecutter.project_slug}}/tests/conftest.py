@@ -141,10 +141,13 @@ def unused_port() -> int:
 
 
 def read_procfile() -> dict[str, str]:
-    """Process types of the Procfile: name -> command."""
+    """Process types of the Procfile: name -> command.
+
+    Without the `exec` that makes the shell a Procfile runner starts become the command.
+    """
     lines = (PROJECT_ROOT / "Procfile").read_text().splitlines()
     pairs = (line.split(":", 1) for line in lines if line.strip() and not line.startswith("#"))
-    return {name.strip(): command.strip() for name, command in pairs}
+    return {name.strip(): command.strip().removeprefix("exec ") for name, command in pairs}
 
 
 @pytest.fixture

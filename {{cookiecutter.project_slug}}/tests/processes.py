@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-{%- if cookiecutter.worker != "none" %}
 import os
-{%- endif %}
 import shlex
 import signal
 import subprocess
@@ -73,6 +71,8 @@ class ServiceProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Its own process group, as a platform starts it: a test can signal the whole group.
+            start_new_session=True,
         )
         self.stdout: list[str] = []
         self.stderr: list[str] = []
@@ -115,6 +115,10 @@ class ServiceProcess:
         """Send `signum` and wait for the exit status."""
         self.process.send_signal(signum)
         return self.wait(timeout)
+
+    def signal_group(self, signum: int = signal.SIGTERM) -> None:
+        """Send `signum` to every process of the group, as platforms stop a service."""
+        os.killpg(self.process.pid, signum)
 
     def wait(self, timeout: float = 30) -> int:
         returncode = self.process.wait(timeout)

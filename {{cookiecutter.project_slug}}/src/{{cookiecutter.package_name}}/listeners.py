@@ -14,6 +14,13 @@ it, the backlog shrinks to one connection: while one waits, the kernel drops
 new SYNs, and only a handshake completing between the last look at the backlog
 and the close (microseconds) could still be reset.
 
+Worker processes share their supervisor's listening socket, and platforms
+signal the whole process group: each worker starts its stop at the moment
+its supervisor does. A worker that stopped accepting before the supervisor
+made the socket refuse new connections would leave the backlog that fills
+meanwhile to be reset. So a stopping worker keeps accepting until the socket
+refuses new connections and its backlog is empty (`handover_pending`).
+
 Both steps need Linux. Elsewhere they do nothing: the server stops as before.
 """
 
@@ -30,6 +37,7 @@ from collections.abc import Iterable
 # within GRACEFUL_TIMEOUT: it empties in milliseconds unless a client stalls.
 HANDOVER_TIMEOUT = 5.0
 SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>; the socket module does not define it
+SO_GET_FILTER = SO_ATTACH_FILTER  # the same number, read back: the filter's length
 # Classic BPF: drop pure SYNs, pass everything else, so no new connection starts while
 # handshakes under way complete and land in the backlog. Offsets count from the TCP header.
 DROP_NEW_CONNECTIONS = (
@@ -41,6 +49,8 @@ DROP_NEW_CONNECTIONS = (
 )
 # Offset of tcpi_unacked in struct tcp_info: 8 one-byte fields, then 4 u32 fields.
 TCPI_UNACKED = 24
+# For a listening socket, tcpi_sacked is the longest its accept queue may grow.
+TCPI_SACKED = 28
 
 
 def refuse_new_connections(listener: socket.socket) -> bool:
@@ -76,3 +86,34 @@ def backlog(listeners: Iterable[socket.socket]) -> int:
             continue
         waiting += struct.unpack_from("I", info, TCPI_UNACKED)[0]
     return waiting
+
+
+def takes_new_connections(listener: socket.socket) -> bool:
+    """Whether `listener` still takes new connections: no process sharing it refused them.
+
+    False where this is unknown. What refuse_new_connections changes, the filter
+    or the backlog's length, belongs to the socket: every process holding it sees it.
+    """
+    if sys.platform != "linux":
+        return False
+    length = ctypes.c_uint32(0)  # 0: ask for the filter's length alone, copy nothing
+    getsockopt = ctypes.CDLL(None).getsockopt  # the socket module's would copy the filter
+    if getsockopt(listener.fileno(), socket.SOL_SOCKET, SO_GET_FILTER, None, ctypes.byref(length)):
+        return False  # not a socket
+    if length.value:
+        return False
+    try:
+        info = listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCPI_SACKED + 4)
+    except OSError:  # not a TCP socket
+        return False
+    return bool(struct.unpack_from("I", info, TCPI_SACKED)[0])
+
+
+def handover_pending(listeners: Iterable[socket.socket]) -> bool:
+    """Whether a stopping process must go on accepting on `listeners`.
+
+    True while they take new connections (the full stop that makes them
+    refuse may be a moment behind) or while connections wait in their backlog.
+    """
+    listeners = list(listeners)
+    return any(map(takes_new_connections, listeners)) or backlog(listeners) > 0
