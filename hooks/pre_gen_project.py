@@ -27,33 +27,36 @@ def words(text: str) -> frozenset[str]:
 # its command (the slug) or its import name (the package).
 DEPENDENCY_DISTRIBUTIONS = words(
     """
-    alembic amqp annotated-doc annotated-types anyio ast-serialize billiard blinker celery
-    click click-didyoumean click-plugins click-repl croniter fastapi flask gunicorn h11
-    hatchling honcho httpcore httpcore2 httptools httpx httpx2 idna iniconfig itsdangerous
-    jinja2 kombu librt mako markupsafe mypy mypy-extensions opentelemetry-api packaging
-    pathspec pip pluggy prompt-toolkit psycopg psycopg-binary pydantic pydantic-core
-    pydantic-settings pygments pytest python-dateutil python-dotenv redis rq ruff setuptools
-    six sniffio sqlalchemy starlette truststore types-gunicorn typing-extensions
-    typing-inspection tzdata tzlocal uv uvicorn uvloop vine wcwidth werkzeug
+    alembic amqp annotated-doc annotated-types anyio ast-serialize billiard blinker
+    celery click click-didyoumean click-plugins click-repl croniter fastapi flask
+    gunicorn h11 hatchling honcho httpcore httpcore2 httptools httpx httpx2 hypothesis
+    idna iniconfig itsdangerous jinja2 kombu librt mako markupsafe mypy mypy-extensions
+    opentelemetry-api packaging pathspec pip pluggy prompt-toolkit psycopg
+    psycopg-binary pydantic pydantic-core pydantic-settings pygments pytest
+    python-dateutil python-dotenv redis rq ruff setuptools six sniffio sortedcontainers
+    sqlalchemy starlette truststore types-gunicorn typing-extensions typing-inspection
+    tzdata tzlocal uv uvicorn uvloop vine wcwidth werkzeug
     """
 )
 DEPENDENCY_MODULES = words(
     """
-    _pytest alembic amqp annotated_doc annotated_types anyio ast_serialize billiard blinker
-    celery click click_didyoumean click_plugins click_repl croniter dateutil dotenv fastapi
-    flask gunicorn h11 honcho httpcore httpcore2 httptools httpx httpx2 idna iniconfig
-    itsdangerous jinja2 kombu librt mako markupsafe mypy mypy_extensions mypyc opentelemetry
-    packaging pathspec pip pluggy prompt_toolkit psycopg psycopg_binary py pydantic
-    pydantic_core pydantic_settings pygments pytest redis rq ruff setuptools six sniffio
-    sqlalchemy starlette truststore typing_extensions typing_inspection tzdata tzlocal uv
-    uvicorn uvloop vine wcwidth werkzeug
+    _hypothesis_ftz_detector _hypothesis_globals _hypothesis_pytestplugin _pytest
+    alembic amqp annotated_doc annotated_types anyio ast_serialize billiard blinker
+    celery click click_didyoumean click_plugins click_repl croniter dateutil dotenv
+    fastapi flask gunicorn h11 honcho httpcore httpcore2 httptools httpx httpx2
+    hypothesis idna iniconfig itsdangerous jinja2 kombu librt mako markupsafe mypy
+    mypy_extensions mypyc opentelemetry packaging pathspec pip pluggy prompt_toolkit
+    psycopg psycopg_binary py pydantic pydantic_core pydantic_settings pygments pytest
+    redis rq ruff setuptools six sniffio sortedcontainers sqlalchemy starlette
+    truststore typing_extensions typing_inspection tzdata tzlocal uv uvicorn uvloop vine
+    wcwidth werkzeug
     """
 )
 DEPENDENCY_COMMANDS = words(
     """
-    alembic celery dmypy dotenv fastapi flask gunicorn gunicornc honcho httpx httpx2 idna
-    mako-render mypy mypyc py.test pygmentize pytest rq rqinfo rqworker ruff stubgen stubtest
-    uv uvicorn uvx
+    alembic celery dmypy dotenv fastapi flask gunicorn gunicornc honcho httpx httpx2
+    hypothesis idna mako-render mypy mypyc py.test pygmentize pytest rq rqinfo rqworker
+    ruff stubgen stubtest uv uvicorn uvx
     """
 )
 # sys.stdlib_module_names leaves out the standard library's own `test` package.
