@@ -68,12 +68,13 @@ IGNORED_NAMES = frozenset({"build", "dist", "htmlcov"})
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 PACKAGE_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
-# An address as people write them (letters of any script in both parts), with
-# no quotes, backslashes, spaces or control characters: it is rendered into a
-# TOML string and the package's metadata. The part before the @ is a dot-atom
-# (no leading, trailing or doubled dot), as the build backend's parser requires.
+# An address as people write them, with no quotes, backslashes, spaces or
+# control characters: it is rendered into a TOML string and the package's
+# metadata. The part before the @ is an ASCII dot-atom (no leading, trailing or
+# doubled dot), as the build backend's parser (the standard library's email
+# package) requires; the domain may have letters of any script.
 EMAIL_PATTERN = re.compile(
-    r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
+    r"[A-Za-z0-9!#$%&'*+/=?^`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^`{|}~-]+)*"
     r"@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]"
 )
 # PEP 440, as published in the specification (and used by `packaging`).

@@ -55,6 +55,8 @@ BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
     # Found by tests/test_answers.py: hatchling refuses the metadata, so `uv sync` failed.
     "email-doubled-dot": ({"author_email": "a..b@example.com"}, "author_email='a..b@example.com'"),
     "email-leading-dot": ({"author_email": ".a@example.com"}, "author_email='.a@example.com': is"),
+    # The build backend refused it (NonASCIILocalPartDefect): `uv sync` failed after the bake.
+    "email-non-ascii-local-part": ({"author_email": "é@x.io"}, "author_email='é@x.io': is not"),
     "email-no-domain": ({"author_email": "team@"}, "author_email='team@': is not an email"),
     "email-space": ({"author_email": "te am@example.com"}, "author_email='te am@example.com'"),
     "version-word": ({"version": "latest"}, "version='latest': is not a PEP 440 version"),

@@ -96,7 +96,7 @@ def keep_alive_requests(port: int, stopping: threading.Event) -> Iterator[str]:
                 try:
                     connection.request("GET", path)
                     response = connection.getresponse()
-                except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+                except ConnectionError:  # reset, broken pipe, or closed (RemoteDisconnected)
                     yield CLOSED_IDLE if reused else "lost: closed before the first response"
                     return
                 except (OSError, http.client.HTTPException) as exc:

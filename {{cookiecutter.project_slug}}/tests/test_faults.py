@@ -41,7 +41,10 @@ from sqlalchemy.orm import Session
 from {{ cookiecutter.package_name }} import reports
 {% endif -%}
 from {{ cookiecutter.package_name }}.db import {% if cookiecutter.worker != "none" %}create_database_engine, {% endif %}engine_url
-from {{ cookiecutter.package_name }}.items import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
+from {{ cookiecutter.package_name }}.items import (
+    IDEMPOTENCY_KEY_HEADER,
+    REPLAYED_HEADER,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.tables import Item
 

@@ -99,7 +99,7 @@ def send(connection: socket.socket, data: bytes) -> bool:
     """Send `data`; False if the server has closed the connection."""
     try:
         connection.sendall(data)
-    except (BrokenPipeError, ConnectionResetError):
+    except ConnectionError:  # a broken pipe or a reset
         return False
     return True
 

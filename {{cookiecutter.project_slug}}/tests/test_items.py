@@ -9,7 +9,11 @@ import httpx2 as httpx
 import pytest
 
 from {{ cookiecutter.package_name }}.app import NOT_JSON
-from {{ cookiecutter.package_name }}.items import IDEMPOTENCY_KEY_HEADER, KEY_REUSED, REPLAYED_HEADER
+from {{ cookiecutter.package_name }}.items import (
+    IDEMPOTENCY_KEY_HEADER,
+    KEY_REUSED,
+    REPLAYED_HEADER,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .processes import ServiceProcess

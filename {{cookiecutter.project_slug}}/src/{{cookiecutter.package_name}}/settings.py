@@ -94,6 +94,10 @@ def release_or_fallback(value: str) -> str:
 {%- if cookiecutter.database != "none" %}
 
 
+# What SQLAlchemy's make_url raises for a URL it cannot read.
+UNPARSEABLE_URL = (ArgumentError, ValueError)
+
+
 def supported_database(value: SecretStr) -> SecretStr:
     text = value.get_secret_value()
     url = checked_url(text, DATABASE_SCHEMES)
@@ -105,7 +109,7 @@ def supported_database(value: SecretStr) -> SecretStr:
     try:
         # SQLAlchemy parses the URL with its own rules: it must read what urllib read.
         parsed = make_url(text)
-    except (ArgumentError, ValueError):  # their messages quote the URL
+    except UNPARSEABLE_URL:  # their messages quote the URL
         raise ValueError(AMBIGUOUS_URL) from None
     given = (url.username, url.password, url.hostname, url.port)
     read = (parsed.username, parsed.password, parsed.host, parsed.port)
