@@ -22,14 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
-    DEFAULT_ANSWERS,
-    TEMPLATE,
-    UV,
-    dev_tool,
-    project_env,
-    require_backing_service,
-    run,
+from .conftest import DEFAULT_ANSWERS, TEMPLATE, UV, dev_tool, project_env, run
+from .test_generated_project import (
+    UPDATED_STACK,
+    backing_services,
+    generated_suite_passes,
+    servers_for,
 )
 
 CRUFT = dev_tool("cruft")
@@ -138,8 +136,8 @@ class Updated:
 
 
 # The update touches only the Makefile and README, the same in every stack;
-# tests/test_generated_project.py runs each stack's own suite.
-STACKS = {"fastapi-sqlite": {}}
+# tests/test_generated_project.py runs each other suite stack's own suite.
+STACKS = {"fastapi-sqlite": UPDATED_STACK}
 
 
 @pytest.fixture(
@@ -230,18 +228,13 @@ def test_cruft_diff_then_shows_only_the_owners_edits(updated: Updated) -> None:
 
 
 def test_updated_project_passes_its_own_tests(updated: Updated) -> None:
+    """Both tiers of its suite: the run of this stack's suite for the whole test session."""
     answers = json.loads((updated.project / ".cruft.json").read_text())["context"]["cookiecutter"]
-    servers = {
-        "TEST_DATABASE_URL": answers["database"] == "postgresql",
-        "TEST_REDIS_URL": answers["worker"] != "none",
-    }
-    urls = {name: require_backing_service(name) for name, needed in servers.items() if needed}
-    env = project_env(**urls, REQUIRE_BACKING_SERVICES="1" if urls else None)
-    run([UV, "sync", "--quiet", "--python", sys.executable], updated.project, env)
-    output = run(
-        [UV, "run", "--no-sync", "pytest", "-p", "no:cacheprovider", "-q"], updated.project, env
-    )
-    assert " passed" in output, output
+    stack = {option: answers[option] for option in UPDATED_STACK}
+    servers = servers_for(stack)
+    env = backing_services(servers)
+    run([UV, "sync", "--quiet", "--python", sys.executable], updated.project, project_env(**env))
+    generated_suite_passes(updated.project, stack, servers, env)
 
 
 def test_a_cookiecutter_bake_is_linked_then_checked(tmp_path: Path) -> None:

@@ -8,11 +8,15 @@ retries, then sees its connection refused once the socket is closed), keeps
 accepting and answering until the backlog is empty, and closes them then, in
 the same step.
 
-The socket filter that drops new connection requests needs CAP_NET_ADMIN on
-TCP sockets (Linux 6.18, as tested), which a container does not have. Without
-it, the backlog shrinks to one connection: while one waits, the kernel drops
-new SYNs, and only a handshake completing between the last look at the backlog
-and the close (microseconds) could still be reset.
+Mainline Linux lets any process attach the socket filter that drops new
+connection requests; some hardened kernels want CAP_NET_ADMIN for it on TCP
+sockets, which a container lacks. There the backlog shrinks to one connection
+instead: while one waits, the kernel drops new SYNs. That is not airtight: a
+handshake the kernel answered while the backlog was empty, whose last ACK then
+found it full, stays half-open (without a trace where a SYN cookie answered it)
+until the client resends, and is reset if that comes after the close. Clients
+that keep connecting through the stop lose a few in 100,000 connections; a
+platform that stops routing to the process before signalling it loses none.
 
 Worker processes share their supervisor's listening socket, and platforms
 signal the whole process group: each worker starts its stop at the moment
@@ -62,7 +66,7 @@ def refuse_new_connections(listener: socket.socket) -> bool:
     sock_fprog = struct.pack("HP", len(DROP_NEW_CONNECTIONS), ctypes.addressof(instructions))
     try:
         listener.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, sock_fprog)
-    except OSError:  # EPERM without CAP_NET_ADMIN; a kernel without socket filters
+    except OSError:  # EPERM where the kernel wants CAP_NET_ADMIN; no socket filters
         with contextlib.suppress(OSError):  # not a listening socket
             # listen() again only sets the backlog's length: a full backlog drops SYNs.
             listener.listen(0)

@@ -315,7 +315,7 @@ class Settings(BaseSettings):
         ge=1,
         le=3600,
         description="Seconds between sweeps for jobs of dead workers; such a job is retried"
-        " at the first sweep 65 s after its worker's last heartbeat.",
+        " at the first sweep 20 s after its worker's last heartbeat.",
     )
 {%- endif %}
 
