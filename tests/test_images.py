@@ -435,7 +435,7 @@ sys.exit(0 if refuse_new_connections(socket.create_server(("127.0.0.1", 0))) els
 def socket_filter_needs_net_admin(tag: str) -> bool:
     """Whether this kernel refuses a TCP socket filter to an unprivileged container.
 
-    Mainline Linux lets any process filter its own sockets; some hardened kernels,
+    Mainline Linux lets any process filter its own sockets; some kernel builds,
     this CI machine's among them, want CAP_NET_ADMIN for TCP sockets.
     """
     probe = podman(

@@ -9,7 +9,7 @@ accepting and answering until the backlog is empty, and closes them then, in
 the same step.
 
 Mainline Linux lets any process attach the socket filter that drops new
-connection requests; some hardened kernels want CAP_NET_ADMIN for it on TCP
+connection requests; some kernel builds want CAP_NET_ADMIN for it on TCP
 sockets, which a container lacks. There the backlog shrinks to one connection
 instead: while one waits, the kernel drops new SYNs. That is not airtight: a
 handshake the kernel answered while the backlog was empty, whose last ACK then
