@@ -166,12 +166,12 @@ def ensure_base_images() -> None:
 def build_image(project: Path, tag: str, release: str) -> None:
     """`podman build` of the project's Dockerfile, from the cached base images only.
 
-    One build at a time: two xdist workers that need the same stack build it once
-    and reuse its layers, rather than twice side by side on the same cores.
+    One build at a time (`building`): two xdist workers that need the same stack
+    build it once and reuse its layers, rather than twice side by side on the same cores.
     """
     require_podman()
     ensure_base_images()
-    with cache_lock("build"):
+    with building():
         podman(
             "build",
             "--pull=never",
@@ -184,7 +184,17 @@ def build_image(project: Path, tag: str, release: str) -> None:
         )
 
 
+def building() -> contextlib.AbstractContextManager[None]:
+    """Held while a build runs, or images are removed, in any xdist worker.
+
+    Builds share cached layers across stacks; an image removed by a worker whose
+    session ended took them from under another worker's build ("layer not known").
+    """
+    return cache_lock("build")
+
+
 def remove_images(*tags: str) -> None:
     """Remove images, and containers left on them, in one command (Podman does it in parallel)."""
     if tags:
-        podman("rmi", "--force", *tags, check=False)
+        with building():
+            podman("rmi", "--force", *tags, check=False)

@@ -47,6 +47,7 @@ from .conftest import (
 from .deployment import env_file
 from .podman import (
     build_image,
+    building,
     engine_command,
     ensure_base_images,
     inspect,
@@ -607,12 +608,13 @@ def test_make_smoke_image_what_ci_runs_passes_on_podman(image: Image, tmp_path: 
     shutil.copytree(image.project, project, ignore=shutil.ignore_patterns(".venv", ".data"))
     tag = f"{image.tag}-smoke"
     try:
-        smoke = engine_command(
-            # Under the template's own `make test`, make would also print the directories.
-            [*SMOKE_IMAGE, f"IMAGE={tag}", f"RELEASE_ID={RELEASE}"],
-            timeout=600,
-            cwd=project,
-        )
+        with building():  # the target builds the image
+            smoke = engine_command(
+                # Under the template's own `make test`, make would also print the directories.
+                [*SMOKE_IMAGE, f"IMAGE={tag}", f"RELEASE_ID={RELEASE}"],
+                timeout=600,
+                cwd=project,
+            )
     finally:
         remove_images(tag)
     *_, healthz = smoke.stdout.split()
@@ -664,7 +666,8 @@ def compose_stack(
     (project / "compose.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     stack = ComposeStack(project, f"twelve-factor-test-{secrets.token_hex(4)}", port, {})
     try:
-        stack.compose("up", "--detach", "--build")
+        with building():
+            stack.compose("up", "--detach", "--build")
         wait_for(lambda: request(port, "GET", "/healthz")[0] == 200, "the compose web service")
         wait_for(lambda: stack.states()["release"]["Status"] == "exited", "the release to exit")
         stack.started = stack.states()
