@@ -5,7 +5,22 @@ Port binding (VII), logs (XI) and disposability (IX), as a platform runs them.
 
 from __future__ import annotations
 
+{%- if cookiecutter.web_framework == "flask" %}
+
+import fcntl
+import json
+import os
+import shlex
 import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import BinaryIO
+{%- else %}
+
+import signal
+{%- endif %}
 
 import httpx2 as httpx
 import pytest
@@ -18,6 +33,15 @@ pytestmark = pytest.mark.processes
 PACKAGE = "{{ cookiecutter.package_name }}"
 # What each worker process logs as it stops, after closing what the app opened.
 APP_STOPPED = "{% if cookiecutter.database != 'none' %}database pool closed{% else %}application stopped{% endif %}"
+{%- if cookiecutter.web_framework == "flask" %}
+# The smallest pipe Linux makes: a few writes fill it.
+PIPE_PAGE = 4096
+# Workers forked for the test to catch one before it has set its signal handlers.
+BOOT_ATTEMPTS = 5
+# gunicorn's master logs this, then signals its workers to stop, within microseconds.
+MASTER_STOPPING = b"Handling signal: term"
+KILLED_AFTER_GRACE = "graceful shutdown exceeded"
+{%- endif %}
 
 
 def test_web_serves_on_port_and_logs_json_lines(web: ServiceProcess) -> None:
@@ -66,6 +90,98 @@ def test_release_then_web_stores_and_reads_an_item(
 def test_stop_signal_exits_zero(web: ServiceProcess, signum: signal.Signals) -> None:
     assert web.stop(signum) == 0, web.output()
     assert APP_STOPPED in {event["event"] for event in web.json_lines()}
+
+
+{%- if cookiecutter.web_framework == "flask" %}
+
+
+def read_until(stream: BinaryIO, marker: bytes) -> bytes:
+    read = b""
+    while marker not in read:
+        chunk = stream.read(PIPE_PAGE)
+        assert chunk, f"the output ended before {marker!r}: {read!r}"
+        read += chunk
+    return read
+
+
+def fill(read_end: int) -> None:
+    """Write newlines into the pipe until no byte fits.
+
+    Through an open file of the test's own: non-blocking for the test, not for the service.
+    """
+    pipe = os.open(f"/proc/self/fd/{read_end}", os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        size = PIPE_PAGE
+        while size:
+            try:
+                os.write(pipe, b"\n" * size)
+            except BlockingIOError:
+                size //= 2
+    finally:
+        os.close(pipe)
+
+
+def worker_held_writing(master: int) -> int | None:
+    """The master's one child, once it waits to write to its full stdout; None if it does not."""
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        if children and Path(f"/proc/{children[0]}/wchan").read_text().endswith("pipe_write"):
+            return int(children[0])
+        time.sleep(0.001)
+    return None
+
+
+def test_a_worker_stopped_before_it_sets_its_signal_handlers_stops(
+    procfile: dict[str, str], service_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The whole group signalled while a new gunicorn worker runs the master's handlers.
+
+    gunicorn's master forks a worker, which logs its boot, then sets its own
+    handlers. With stdout full the worker waits in that write; SIGSTOP keeps it
+    there while the group's SIGTERM, then the master's, reach it. Once it runs
+    on, it must stop, not serve until GRACEFUL_TIMEOUT is up and be killed.
+    """
+    env = {**service_env, "WEB_CONCURRENCY": "1", "GRACEFUL_TIMEOUT": "5"}
+    for _ in range(BOOT_ATTEMPTS):
+        read_end, write_end = os.pipe()
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_PAGE)
+        master = subprocess.Popen(
+            shlex.split(procfile["web"]),
+            env=env,
+            cwd=tmp_path,
+            stdout=write_end,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        os.close(write_end)
+        with os.fdopen(read_end, "rb", buffering=0) as stdout:
+            try:
+                read_until(stdout, b"Using worker")  # the master's last line before it forks
+                fill(read_end)
+                worker = worker_held_writing(master.pid)
+                if worker is None:  # it wrote its boot line before stdout was full
+                    continue
+                os.kill(worker, signal.SIGSTOP)
+                os.killpg(master.pid, signal.SIGTERM)
+                output = [read_until(stdout, MASTER_STOPPING)]
+                time.sleep(0.5)  # the master signals its workers
+                os.kill(worker, signal.SIGCONT)
+                reader = threading.Thread(target=lambda rest=output: rest.append(stdout.read()))
+                reader.start()
+                assert master.wait(timeout=60) == 0
+                reader.join()
+            finally:
+                if master.poll() is None:
+                    os.killpg(master.pid, signal.SIGKILL)
+                    master.wait()
+        lines = b"".join(output).splitlines()
+        events = [json.loads(line)["event"] for line in lines if line.strip()]
+        assert not any(KILLED_AFTER_GRACE in event for event in events), events
+        assert events.count(APP_STOPPED) == 1, events
+        return
+    pytest.fail(f"no worker of {BOOT_ATTEMPTS} was caught before it set its signal handlers")
+{%- endif %}
 
 
 def test_web_concurrency_starts_that_many_workers(
