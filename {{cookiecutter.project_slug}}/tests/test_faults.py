@@ -92,8 +92,11 @@ class CuttingProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
         self.cut_after: bytes | None = None
-        self.cut = threading.Event()
+        self.cut = threading.Event()  # set once every connection is closed
         self.sockets: list[socket.socket] = []
+        # A cut, a restore and a new connection each happen whole: a cut still closing
+        # sockets when the test restores would close the connections made after it.
+        self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -102,11 +105,12 @@ class CuttingProxy:
                 client, _ = self.listener.accept()
             except OSError:  # closed
                 return
-            if self.cut.is_set():
-                client.close()
-                continue
-            server = socket.create_connection(self.upstream)
-            self.sockets += [client, server]
+            with self.lock:
+                if self.cut.is_set():
+                    client.close()
+                    continue
+                server = socket.create_connection(self.upstream)
+                self.sockets += [client, server]
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
@@ -114,22 +118,27 @@ class CuttingProxy:
         try:
             while chunk := source.recv(65536):
                 sink.sendall(chunk)
-                if self.cut_after is not None and self.cut_after in chunk:
-                    self._cut_all()
+                armed = self.cut_after
+                if armed is not None and armed in chunk:
+                    self._cut_all(armed)
         except OSError:  # the other side, or the cut, closed a socket
             pass
 
-    def _cut_all(self) -> None:
-        self.cut.set()
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)  # what was sent still arrives, then EOF
-            sock.close()
-        self.sockets.clear()
+    def _cut_all(self, armed: bytes | None = None) -> None:
+        with self.lock:
+            if armed is not None and self.cut_after != armed:  # restored meanwhile
+                return
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # what was sent still arrives, then EOF
+                sock.close()
+            self.sockets.clear()
+            self.cut.set()
 
     def restore(self) -> None:
-        self.cut_after = None
-        self.cut.clear()
+        with self.lock:
+            self.cut_after = None
+            self.cut.clear()
 
     def close(self) -> None:
         self.listener.close()
@@ -173,7 +182,7 @@ def test_a_committed_item_is_answered_201_though_the_database_goes_away_after_th
     headers = {IDEMPOTENCY_KEY_HEADER: uuid.uuid4().hex}
     proxy.cut_after = COMMIT_DONE
     created = client_through_proxy.post("/items", json=body, headers=headers)
-    assert proxy.cut.is_set(), "the connection was not cut"
+    assert proxy.cut.wait(REQUEST_TIMEOUT_SECONDS), "the connection was not cut"
     assert created.status_code == 201, created.text
     assert created.json() == {"id": created.json()["id"], **body}
 
@@ -192,7 +201,7 @@ def test_a_retry_after_a_commit_in_doubt_creates_no_duplicate(
     headers = {IDEMPOTENCY_KEY_HEADER: uuid.uuid4().hex}
     proxy.cut_after = COMMIT_SENT
     first = client_through_proxy.post("/items", json=body, headers=headers)
-    assert proxy.cut.is_set(), "the connection was not cut"
+    assert proxy.cut.wait(REQUEST_TIMEOUT_SECONDS), "the connection was not cut"
     assert first.status_code == 503, first.text
     assert first.json() == {"detail": "database unavailable"}
 
