@@ -63,16 +63,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.template = str(TEMPLATE)
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: one worker more than CPUs.
-
-    Much of the suite waits on real processes (servers starting and draining,
-    brokers redelivering, images building), so a spare worker fills those waits:
-    on 2 cores, 3 workers kept both 82% busy and ran the suite in 9:44.
-    """
-    return (os.cpu_count() or 1) + 1
-
-
 @pytest.fixture(scope="session", autouse=True)
 def hook_scripts_in_pytest_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Cookiecutter leaves each rendered hook in the temp dir; keep them in pytest's."""
