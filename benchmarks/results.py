@@ -12,11 +12,12 @@ Outcome = Literal["PASS", "MISS", "SKIP"]
 
 def seconds(value: float) -> str:
     """Three significant digits in s, ms or µs: `1.97 s`, `84.1 ms`, `14.9 µs`; `1234 s`."""
-    if value >= 100:
+    rounded = float(f"{value:.3g}")  # the unit follows the rounded figure: 999.6 ms is 1 s
+    if rounded >= 100:
         return f"{value:.0f} s"
-    if value >= 1:
+    if rounded >= 1:
         return f"{value:.3g} s"
-    if value >= 1e-3:
+    if rounded >= 1e-3:
         return f"{value * 1e3:.3g} ms"
     return f"{value * 1e6:.3g} µs"
 

@@ -20,6 +20,7 @@ import pytest
 
 from benchmarks import report
 from benchmarks.load import parse_wrk
+from benchmarks.results import seconds
 from benchmarks.run import build_parser
 from benchmarks.servers import BenchError
 
@@ -208,6 +209,22 @@ def test_a_file_without_markers_is_not_overwritten(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="no <!-- bench:results:begin -->"):
         report.write(notes, "| table |\n")
     assert notes.read_text() == "# My notes\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (1234.4, "1234 s"),
+        (1.974, "1.97 s"),
+        (0.9996, "1 s"),  # not "1e+03 ms"
+        (0.0841, "84.1 ms"),
+        (0.00099996, "1 ms"),  # not "1e+03 µs"
+        (14.94e-6, "14.9 µs"),
+    ],
+)
+def test_seconds_are_shown_in_the_unit_of_their_rounded_figure(value: float, shown: str) -> None:
+    assert seconds(value) == shown
+    assert FIGURE.match(shown)
 
 
 def test_wrk_percentiles_are_read_in_seconds() -> None:
