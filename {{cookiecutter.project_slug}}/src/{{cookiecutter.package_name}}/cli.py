@@ -126,4 +126,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     logs.configure_logging(settings)
     command, _ = COMMANDS[args.command]
+{%- if cookiecutter.use_opentelemetry or cookiecutter.use_sentry %}
+    if args.command == "serve":  # each web worker process observes itself: see app.observe
+        return command(settings)
+    stops = observe(settings)
+    try:
+        return command(settings)
+    finally:
+        for stop in stops:
+            stop()
+
+
+def observe(settings: Settings) -> list[Callable[[], None]]:
+    """Report errors and send telemetry where the environment asks; what to call at exit.
+
+    Each library is imported only by a process that uses it: loading them adds up to
+    0.1 s to every start.
+    """
+    stops: list[Callable[[], None]] = []
+{%- if cookiecutter.use_sentry %}
+    if settings.reports_errors:
+        from . import error_reporting
+
+        error_reporting.start(settings)
+        stops.append(error_reporting.flush)
+{%- endif %}
+{%- if cookiecutter.use_opentelemetry %}
+    if settings.exports_telemetry:
+        from . import telemetry
+
+        telemetry.start(settings)
+        telemetry.instrument_processes()
+        stops.append(telemetry.stop)
+{%- endif %}
+    return stops
+{%- else %}
     return command(settings)
+{%- endif %}

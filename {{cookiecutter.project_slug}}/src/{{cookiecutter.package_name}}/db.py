@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
+import sqlalchemy
+from sqlalchemy import URL, Connection, Engine, event, make_url, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,7 +41,9 @@ def create_database_engine(settings: Settings) -> Engine:
     url = engine_url(settings.database_url.get_secret_value())
     if url.get_backend_name() == "sqlite":
         return sqlite_engine(url)
-    return create_engine(
+    # sqlalchemy.create_engine is looked up as it is called: an instrumentation that wraps it
+    # (OpenTelemetry's) then sees every engine, whenever it was installed.
+    return sqlalchemy.create_engine(
         url,
         pool_pre_ping=True,  # a restarted database costs one failed ping, not a failed request
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
@@ -49,7 +52,7 @@ def create_database_engine(settings: Settings) -> Engine:
 
 def sqlite_engine(url: URL) -> Engine:
     # Connects to nothing, creates nothing: `migrate` makes the file's directory.
-    engine = create_engine(url, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS})
+    engine = sqlalchemy.create_engine(url, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:

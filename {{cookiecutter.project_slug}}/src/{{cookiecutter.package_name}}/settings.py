@@ -91,6 +91,56 @@ def release_or_fallback(value: str) -> str:
                 raise ValueError(f"empty, and {name} is not a release ({RELEASE_PATTERN.pattern})")
             return fallback
     return DEFAULT_RELEASE
+{%- if cookiecutter.use_opentelemetry or cookiecutter.use_sentry %}
+
+
+def http_url_or_empty(value: str) -> str:
+    """An http(s):// URL with a host, or empty (not configured). Quotes none of the URL."""
+    if value:
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError("not an http:// or https:// URL with a host (or empty: off)")
+    return value
+{%- endif %}
+{%- if cookiecutter.use_opentelemetry %}
+
+
+def key_value_pairs(text: str) -> dict[str, str]:
+    """`key1=value1,key2=value2` (OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS), decoded.
+
+    The error never quotes a value: header values are credentials.
+    """
+    pairs: dict[str, str] = {}
+    for part in filter(None, (part.strip() for part in text.split(","))):
+        key, equals, value = part.partition("=")
+        if not equals or not key.strip():
+            raise ValueError("must be comma-separated key=value pairs")
+        pairs[unquote(key.strip())] = unquote(value.strip())
+    return pairs
+
+
+def key_value_text(value: str) -> str:
+    key_value_pairs(value)
+    return value
+
+
+def secret_key_value_text(value: SecretStr) -> SecretStr:
+    key_value_pairs(value.get_secret_value())
+    return value
+{%- endif %}
+{%- if cookiecutter.use_sentry %}
+
+
+def supported_sentry_dsn(value: SecretStr) -> SecretStr:
+    """Empty (nothing is sent), or https://<key>@<host>/<project id> as Sentry shows it."""
+    text = value.get_secret_value()
+    if text:
+        http_url_or_empty(text)
+        url = urlsplit(text)
+        if not url.username or not url.path.strip("/"):
+            raise ValueError("a DSN is https://<key>@<host>/<project id> (or empty: off)")
+    return value
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 
 
@@ -318,6 +368,76 @@ class Settings(BaseSettings):
         " at the first sweep 20 s after its worker's last heartbeat.",
     )
 {%- endif %}
+{%- if cookiecutter.use_opentelemetry %}
+    # OpenTelemetry's own variables (opentelemetry.io/docs/specs/otel/configuration/
+    # sdk-environment-variables), validated here like any setting; telemetry.py applies them.
+    otel_exporter_otlp_endpoint: Annotated[str, AfterValidator(http_url_or_empty)] = Field(
+        "",
+        description="OTLP/HTTP collector URL, e.g. http://localhost:4318: traces and metrics"
+        " are sent to its /v1/traces and /v1/metrics. Empty: nothing is traced or sent.",
+    )
+    otel_exporter_otlp_headers: Annotated[SecretStr, AfterValidator(secret_key_value_text)] = Field(
+        SecretStr(""),
+        description="Headers sent with every export, key=value,key2=value2 (an API key).",
+    )
+    otel_service_name: str = Field(
+        "{{ cookiecutter.project_slug }}",
+        min_length=1,
+        max_length=255,
+        description="service.name of every span and metric.",
+    )
+    otel_resource_attributes: Annotated[str, AfterValidator(key_value_text)] = Field(
+        "",
+        description="More resource attributes, key=value,key2=value2, e.g."
+        " deployment.environment.name=production; service.version is RELEASE_ID.",
+    )
+    otel_traces_sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = Field(
+        "parentbased_always_on",
+        description="Which traces are kept: parentbased_* follow the caller's decision.",
+    )
+    otel_traces_sampler_arg: float = Field(
+        1.0, ge=0, le=1, description="Share of traces kept by the *traceidratio samplers."
+    )
+    otel_metric_export_interval: int = Field(
+        60_000, ge=100, le=86_400_000, description="Milliseconds between metric exports."
+    )
+    otel_sdk_disabled: bool = Field(
+        False, description="true: trace and send nothing, even with an endpoint set."
+    )
+{%- endif %}
+{%- if cookiecutter.use_sentry %}
+    sentry_dsn: Annotated[SecretStr, AfterValidator(supported_sentry_dsn)] = Field(
+        SecretStr(""),
+        description="Sentry DSN errors are reported to: https://<key>@<host>/<project id>."
+        " Empty: nothing is sent.",
+    )
+    sentry_environment: str = Field(
+        "production",
+        pattern=r"^[^/\r\n\t\f]{1,64}$",
+        description="Environment every error report is filed under, e.g. staging.",
+    )
+{%- endif %}
+{%- if cookiecutter.use_opentelemetry %}
+
+    @property
+    def exports_telemetry(self) -> bool:
+        """An OTLP endpoint is set and the SDK is not disabled: traces and metrics are sent."""
+        return bool(self.otel_exporter_otlp_endpoint) and not self.otel_sdk_disabled
+{%- endif %}
+{%- if cookiecutter.use_sentry %}
+
+    @property
+    def reports_errors(self) -> bool:
+        """A Sentry DSN is set: unhandled errors are reported."""
+        return bool(self.sentry_dsn.get_secret_value())
+{%- endif %}
 
 
 class ConfigError(Exception):
@@ -378,13 +498,17 @@ def display_value(value: object) -> str:
     if not isinstance(value, SecretStr):
         return str(value)
     secret = value.get_secret_value()
+    if not secret:
+        return ""
     url = urlsplit(secret)
     if not url.scheme:
         return "**********"
     shown = secret
+    host = url.netloc.rpartition("@")[2]
     if url.password:
-        host = url.netloc.rpartition("@")[2]
         shown = urlunsplit(url._replace(netloc=f"{url.username}:***@{host}"))
+    elif url.username and url.scheme in ("http", "https"):  # a key, as in a Sentry DSN
+        shown = urlunsplit(url._replace(netloc=f"***@{host}"))
     if url.query:
         # Replaced as text: urlunsplit would turn an empty host's `scheme:///` into `scheme:/`.
         shown = shown.replace(f"?{url.query}", f"?{masked_query(url.query)}", 1)
