@@ -127,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure_logging(settings)
     command, _ = COMMANDS[args.command]
 {%- if cookiecutter.use_opentelemetry or cookiecutter.use_sentry %}
-    if args.command == "serve":  # each web worker process observes itself: see app.observe
+    # Each web worker process observes itself (see app.observe); check-config only prints.
+    if args.command in ("serve", "check-config"):
         return command(settings)
     stops = observe(settings)
     try:

@@ -29,7 +29,7 @@ from .settings import Settings
 FILTERED = "[Filtered]"
 # A secret this short is replaced only where it is a whole value: as a substring it would
 # match all over an event.
-SHORTEST_SECRET_SUBSTRING = 6
+SHORTEST_FILTERED_SUBSTRING = 6
 # What a stopping process gives events still in the send queue.
 FLUSH_TIMEOUT_SECONDS = 2
 # Parts of a request that clients fill with anything: tokens, personal data.
@@ -53,6 +53,9 @@ def start(settings: Settings) -> None:
         environment=settings.sentry_environment,
         send_default_pii=False,
         max_request_body_size="never",
+        # A frame's variables hold the raw request (its Cookie and Authorization headers among
+        # them) in shapes no scrubber can name: the stack is sent, its variables are not.
+        include_local_variables=False,
         before_send=before_send,
     )
 
@@ -101,7 +104,7 @@ def without_secrets(value: Any, secrets: tuple[str, ...]) -> Any:
         for secret in secrets:
             if value == secret:
                 return FILTERED
-            if len(secret) >= SHORTEST_SECRET_SUBSTRING:
+            if len(secret) >= SHORTEST_FILTERED_SUBSTRING:
                 value = value.replace(secret, FILTERED)
         return value
     if isinstance(value, dict):

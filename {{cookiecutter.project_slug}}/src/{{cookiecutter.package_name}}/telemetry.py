@@ -4,7 +4,8 @@
 the `instrument_*` functions trace and measure the web app, the database and
 the job queue through OpenTelemetry's own instrumentations. Only processes
 that export import this module: without an endpoint nothing is traced and
-the SDK is never loaded (see `Settings.exports_telemetry`).
+neither this module nor the exporters and instrumentations it brings are
+ever loaded (see `Settings.exports_telemetry`).
 
 Spans and metrics leave in the background, in batches from a bounded queue
 (OTEL_BSP_MAX_QUEUE_SIZE spans; beyond it new spans are dropped): a collector
@@ -16,6 +17,7 @@ process stops.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable{% if cookiecutter.web_framework == "flask" %}, Iterable
 from contextvars import ContextVar{% endif %}
@@ -43,6 +45,7 @@ from opentelemetry.instrumentation.flask import FlaskInstrumentor
 {%- if cookiecutter.database != "none" %}
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 {%- endif %}
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
@@ -61,10 +64,14 @@ from .settings import Settings, key_value_pairs
 
 logger = logging.getLogger(__name__)
 
-# Probes poll these every few seconds: traced, they would bury the requests.
-UNTRACED_PATHS = "/healthz,/readyz"
+# Probes poll these every few seconds: traced, they would bury the requests. Matched against
+# the whole URL: anchored, so that no Host header or query string a client sends matches.
+UNTRACED_URLS = r"^https?://[^/?#]*/(healthz|readyz)(\?|$)"
 # What a stopping process gives its last spans and metrics, within its grace period.
 FLUSH_TIMEOUT_SECONDS = 5
+# OpenTelemetry's stable HTTP conventions (the instrumentations still default to the old ones):
+# their duration metric is by method, route and status, not also by the client's Host header.
+SEMCONV_OPT_IN = ("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 # OpenTelemetry's exporters log every failed export: ExportHealth says it once instead.
 EXPORTER_LOGGERS = ("opentelemetry.exporter.otlp.proto.http", "opentelemetry.sdk._shared_internal")
 {%- if cookiecutter.database != "none" %}
@@ -94,6 +101,9 @@ class ExportHealth:
                 "telemetry export failing: spans and metrics are dropped until it recovers",
                 extra={"endpoint": self.endpoint},
             )
+
+
+export_health: ExportHealth | None = None
 
 
 class SpanExporter(OTLPSpanExporter):
@@ -155,7 +165,9 @@ def start(settings: Settings) -> None:
     )
     endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/")
     headers = key_value_pairs(settings.otel_exporter_otlp_headers.get_secret_value())
-    health = ExportHealth(endpoint)
+    global export_health  # one per process, like the providers
+    export_health = health = ExportHealth(endpoint)
+    os.environ.setdefault(*SEMCONV_OPT_IN)
     for name in EXPORTER_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     tracer_provider = TracerProvider(resource=resource, sampler=sampler(settings))
@@ -192,7 +204,13 @@ def record_factory_with_span(
 
 
 def flush() -> None:
-    """Send what is queued now, waiting at most FLUSH_TIMEOUT_SECONDS: a process about to end."""
+    """Send what is queued now, within FLUSH_TIMEOUT_SECONDS: a process about to end.
+
+    Not while exports are failing: the spans would be lost anyway, and each wait would
+    hold up what the process does next (a work horse's next job).
+    """
+    if export_health is not None and export_health.failing:
+        return
     run_bounded(flush_providers)
 
 
@@ -229,6 +247,16 @@ def without_query(url: str) -> str:
     return urlunsplit(urlsplit(url)._replace(query="", fragment=""))
 
 
+def untraced(check: Callable[[], None]) -> Callable[[], None]:
+    """`check`, run without spans: a readiness probe's query would start a trace each time."""
+
+    def run_untraced() -> None:
+        with suppress_instrumentation():
+            check()
+
+    return run_untraced
+
+
 def strip_query(span: Span) -> None:
     """Record the request's path and URL without its query (OpenTelemetry records both whole)."""
     attributes = getattr(span, "attributes", None) or {}
@@ -244,10 +272,12 @@ def instrument_app(app: FastAPI) -> None:
     """A SERVER span and duration metrics for every request but the probes'."""
     FastAPIInstrumentor.instrument_app(
         app,
-        excluded_urls=UNTRACED_PATHS,
+        excluded_urls=UNTRACED_URLS,
         exclude_spans=["receive", "send"],  # a span per ASGI message: noise
         server_request_hook=lambda span, _scope: strip_query(span),
     )
+    checks: dict[str, Callable[[], None]] = app.state.readiness_checks
+    app.state.readiness_checks = {name: untraced(check) for name, check in checks.items()}
 {%- else %}
 
 
@@ -268,10 +298,12 @@ def instrument_app(app: Flask) -> None:
         request_hook=remember_span,
         # Not in request_hook: the instrumentation sets the request's attributes after it.
         response_hook=lambda span, _status, _headers: strip_query(span),
-        excluded_urls=UNTRACED_PATHS,
+        excluded_urls=UNTRACED_URLS,
         enable_commenter=False,
     )
     app.wsgi_app = forgetting_request_span(app.wsgi_app)  # type: ignore[method-assign]
+    checks: dict[str, Callable[[], None]] = app.extensions["readiness_checks"]
+    app.extensions["readiness_checks"] = {name: untraced(check) for name, check in checks.items()}
 
 
 def forgetting_request_span(
