@@ -29,7 +29,7 @@ from celery.signals import worker_process_shutdown
 {%- if cookiecutter.web_framework == "fastapi" %}
 from fastapi import FastAPI
 {%- else %}
-from flask import Flask
+from flask import Flask, request
 {%- endif %}
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -291,6 +291,8 @@ def instrument_app(app: Flask) -> None:
     """A SERVER span and duration metrics for every request but the probes'."""
 
     def remember_span(span: Span, _environ: Any) -> None:
+        if request.url_rule is None:  # no route: named by the method alone, as FastAPI's are
+            span.update_name(request.method)
         request_span.set(span)
 
     FlaskInstrumentor.instrument_app(  # type: ignore[no-untyped-call]  # no type hints
