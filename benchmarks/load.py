@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from operator import attrgetter
 
 from .results import Row, Target, Unit, mebibytes, percent, rate, seconds
-from .servers import BenchError, Server, cpu_ticks, request, rss_bytes
+from .servers import TICKS_PER_SECOND, BenchError, Server, cpu_ticks, request, rss_bytes
 from .subjects import BENCHMARKS, Subject
 
 WRK_MISSING = (
@@ -53,6 +53,9 @@ class LoadResult:
     # Of the CPU the web processes used during the run, the busiest one's share: with
     # keep-alive, each connection stays with the worker that accepted it.
     busiest_share: float = 1.0
+    # CPU seconds the web processes used per answered request, every thread counted: on a
+    # shared machine, steadier than the throughput, which also counts time spent waiting.
+    cpu_per_request: float = 0.0
 
 
 # Each wrk run's figures that make a row: label, unit, and how to read it.
@@ -149,7 +152,11 @@ def measure_load(server: Server, paths: list[str], settings: LoadSettings) -> di
         before = [cpu_ticks(pid) for pid in workers]
         result = wrk(server.port, path, settings)
         used = [cpu_ticks(pid) - ticks for pid, ticks in zip(workers, before, strict=True)]
-        results[path] = replace(result, busiest_share=max(used) / max(sum(used), 1))
+        results[path] = replace(
+            result,
+            busiest_share=max(used) / max(sum(used), 1),
+            cpu_per_request=sum(used) / TICKS_PER_SECOND / max(result.requests, 1),
+        )
         if not server.wait_for_log_lines(logged + results[path].requests):
             raise BenchError(f"{path}: fewer access lines than requests: is access logging on?")
     return results

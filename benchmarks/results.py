@@ -11,8 +11,11 @@ Outcome = Literal["PASS", "MISS", "SKIP"]
 
 
 def seconds(value: float) -> str:
-    """Three significant digits in s, ms or µs: `1.97 s`, `84.1 ms`, `14.9 µs`; `1234 s`."""
-    rounded = float(f"{value:.3g}")  # the unit follows the rounded figure: 999.6 ms is 1 s
+    """Three significant digits in s, ms or µs: `1.97 s`, `84.1 ms`, `14.9 µs`; `1234 s`.
+
+    A difference may be negative: `-14.9 µs`, in the unit of its size.
+    """
+    rounded = abs(float(f"{value:.3g}"))  # the unit follows the rounded figure: 999.6 ms is 1 s
     if rounded >= 100:
         return f"{value:.0f} s"
     if rounded >= 1:

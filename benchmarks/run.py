@@ -40,11 +40,16 @@ from .load import (
     wrk_available,
 )
 from .logcost import log_line_rows
+from .otel import ANSWER as OPENTELEMETRY
+from .otel import opentelemetry_rows
 from .results import Row, seconds
 from .servers import BenchError
 from .subjects import (
     FRAMEWORKS,
     TEMPLATE,
+    Framework,
+    Project,
+    Subject,
     Workspace,
     bake_service,
     bare,
@@ -120,7 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also time the template's whole suite (takes minutes)",
     )
-    add("--output", type=Path, default=DEFAULT_OUTPUT, help="file to write the table into")
+    add(
+        "--opentelemetry-only",
+        action="store_true",
+        help="measure only the rows of the use_opentelemetry project (issue 15)",
+    )
+    add(
+        "--output",
+        type=Path,
+        help="file to write the table into (default docs/performance.md;"
+        " with --opentelemetry-only, none: the table is printed only)",
+    )
     add("--note", default="", help="a line printed above the table, e.g. about the machine")
     return parser
 
@@ -142,6 +157,8 @@ def reproduce_command(options: argparse.Namespace) -> str:
         args.append(f"--suite-args={options.suite_args}")
     if options.template_suite:
         args.append("--template-suite")
+    if options.opentelemetry_only:
+        args.append("--opentelemetry-only")
     return shlex.join([".venv/bin/python", "-m", "benchmarks.run", *args])
 
 
@@ -149,24 +166,61 @@ def progress(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
+def load_settings(options: argparse.Namespace) -> LoadSettings | None:
+    """wrk's settings, or None without wrk: then the load rows say why they were skipped."""
+    if wrk_available():
+        return LoadSettings(options.duration, options.connections, options.threads)
+    return None
+
+
 def framework_rows(
     options: argparse.Namespace, workspace: Workspace, resources: ExitStack, name: str
 ) -> list[Row]:
-    """Everything measured on one framework's service and its bare apps."""
+    """Everything measured on one framework's default service, its bare apps, its options."""
     framework = FRAMEWORKS[name]
     progress(f"{name}: baking and installing the default project")
     project = bake_service(workspace, framework)
-    databases = {DEFAULT: sqlite_url(project)}
+    database = sqlite_url(project)
+    migrate(project, database)
+    default = service(project, framework, database, DEFAULT)
+    seed_item(default)  # the row GET /items/1 reads, on each side
+    rows = []
+    if not options.opentelemetry_only:
+        rows += service_rows(options, resources, project, framework, default)
+
+    progress(f"{name}: baking and installing the project with {OPENTELEMETRY}")
+    traced = bake_service(workspace, framework, OPENTELEMETRY)
+    progress(f"{name}: {OPENTELEMETRY}, without and with an OTLP endpoint")
+    rows += opentelemetry_rows(
+        default,
+        service(traced, framework, database, DEFAULT),  # the same database and row
+        framework,
+        DEFAULT,
+        options.runs,
+        load_settings(options),
+    )
+    return rows
+
+
+def service_rows(
+    options: argparse.Namespace,
+    resources: ExitStack,
+    project: Project,
+    framework: Framework,
+    default: Subject,
+) -> list[Row]:
+    """The default service against its bare apps, on SQLite (`default`) and PostgreSQL."""
+    name = framework.name
+    services = {DEFAULT: default}
+    with_database = {DEFAULT: bare_with_database(project, framework, sqlite_url(project), DEFAULT)}
     server_url = os.environ.get("TEST_DATABASE_URL")
     if server_url:
-        databases["PostgreSQL"] = resources.enter_context(throwaway_database(project, server_url))
-    services, with_database = {}, {}
-    for label, url in databases.items():
+        url = resources.enter_context(throwaway_database(project, server_url))
         migrate(project, url)
-        services[label] = service(project, framework, url, label)
-        with_database[label] = bare_with_database(project, framework, url, label)
-        seed_item(services[label])  # the row GET /items/1 reads, on each side
-    default, baseline = services[DEFAULT], bare(project, framework)
+        services["PostgreSQL"] = service(project, framework, url, "PostgreSQL")
+        with_database["PostgreSQL"] = bare_with_database(project, framework, url, "PostgreSQL")
+        seed_item(services["PostgreSQL"])
+    baseline = bare(project, framework)
 
     progress(f"{name}: cold start and shutdown")
     # Shutdown under load goes first: its untimed starts compile the project's own bytecode.
@@ -188,12 +242,11 @@ def framework_rows(
         ]
     rows += shutdown_rows(default, baseline, samples, under_load)
 
-    if wrk_available():
+    settings = load_settings(options)
+    if settings:
         progress(f"{name}: memory, throughput and latency")
-        settings = LoadSettings(options.duration, options.connections, options.threads)
     else:
         progress(f"{name}: memory only; {WRK_MISSING}")
-        settings = None
     rows += load_rows(
         default, baseline, with_database[DEFAULT], options.web_concurrency, options.runs, settings
     )
@@ -208,12 +261,14 @@ def framework_rows(
 
 
 def measure(options: argparse.Namespace, workspace: Workspace) -> list[Row]:
-    progress("CLI bakes and the in-process matrix bake")
-    rows = bake_rows(workspace, options.runs, options.suite_runs, options.combinations)
+    rows = []
+    if not options.opentelemetry_only:
+        progress("CLI bakes and the in-process matrix bake")
+        rows += bake_rows(workspace, options.runs, options.suite_runs, options.combinations)
     with ExitStack() as resources:  # throwaway databases, dropped however the run ends
         for name in options.frameworks:
             rows += framework_rows(options, workspace, resources, name)
-    if options.template_suite:
+    if options.template_suite and not options.opentelemetry_only:
         progress("the template's whole suite")
         rows += template_suite_rows(1)
     return rows
@@ -231,8 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = report.Context(reproduce_command(options), options.note, load_before, os.getloadavg())
     text = report.section(rows, context)
     print(text)
-    report.write(options.output, text)
-    progress(f"written to {options.output}")
+    output = options.output or (None if options.opentelemetry_only else DEFAULT_OUTPUT)
+    if output is None:  # a partial table never replaces the full record
+        progress("not written anywhere: --output=FILE writes it")
+        return 0
+    report.write(output, text)
+    progress(f"written to {output}")
     return 0
 
 

@@ -20,6 +20,7 @@ from types import TracebackType
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 POLL_INTERVAL = 0.002
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")  # the unit of /proc/<pid>/stat's CPU times
 
 
 class BenchError(Exception):

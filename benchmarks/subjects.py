@@ -24,6 +24,8 @@ APPS = BENCHMARKS / "apps"
 FLOOR_TEMPLATE = BENCHMARKS / "floor"
 # The settings a service reads; the harness sets them, the caller's shell must not leak in.
 SERVICE_VARIABLES = ("PORT", "WEB_CONCURRENCY", "DATABASE_URL", "LOG_LEVEL", "LOG_FORMAT")
+# The observability options' settings (OpenTelemetry's SDK reads OTEL_* itself): none leak in.
+SERVICE_PREFIXES = ("OTEL_", "SENTRY_")
 # What a caller's shell may set that a deployed service does not have: another environment,
 # and no bytecode. A deployed service imports from .pyc files (the Dockerfile compiles them);
 # without them every start compiles the sources, SQLAlchemy's above all.
@@ -147,6 +149,7 @@ class Project:
             key: value
             for key, value in os.environ.items()
             if key not in (*NOT_DEPLOYED, *SERVICE_VARIABLES)
+            and not key.startswith(SERVICE_PREFIXES)
         }
         env["UV_NO_PROGRESS"] = "1"
         return {**env, **settings}
@@ -163,8 +166,8 @@ def run_checked(command: list[str], *, cwd: Path, env: dict[str, str], timeout: 
         )
 
 
-def bake_service(workspace: Workspace, framework: Framework) -> Project:
-    """Bake the default answers for `framework`, install them with uv and migrate SQLite."""
+def bake_service(workspace: Workspace, framework: Framework, *answers: str) -> Project:
+    """Bake the default answers for `framework` and `answers` ("option=value"), install them."""
     output = workspace.fresh_dir(f"service-{framework.name}")
     run_checked(
         [
@@ -174,6 +177,7 @@ def bake_service(workspace: Workspace, framework: Framework) -> Project:
             str(output),
             str(TEMPLATE),
             f"web_framework={framework.name}",
+            *answers,
         ],
         cwd=workspace.root,
         env=workspace.cookiecutter_env(),

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import report
+from benchmarks import report, run
 from benchmarks.load import parse_wrk
+from benchmarks.otel import Collector, Sides
 from benchmarks.results import seconds
-from benchmarks.run import build_parser
-from benchmarks.servers import BenchError
+from benchmarks.run import build_parser, reproduce_command
+from benchmarks.servers import BenchError, request
+from benchmarks.subjects import Project, Subject
 
 from .conftest import TEMPLATE
 
@@ -39,6 +41,8 @@ TINY = [
     "--suite-args=-k settings",
 ]
 FRAMEWORKS = ("fastapi", "flask")
+UNUSED_OTEL = "service with use_opentelemetry, no endpoint, SQLite"
+EXPORTING = "service with use_opentelemetry, OTLP endpoint set, SQLite"
 TARGETS = {
     "CLI bake, default answers ≤ 1.5x",
     *(
@@ -53,6 +57,11 @@ TARGETS = {
             f"p99 latency, GET /healthz, 1 process: {framework} service, SQLite ≤ 1.3x",
             f"Requests/s, GET /items/1, 1 process: {framework} service, SQLite ≥ 0.9x",
             f"p99 latency, GET /items/1, 1 process: {framework} service, SQLite ≤ 1.2x",
+            # Issue 15: the option without an endpoint, against the service without it.
+            f"Cold start to first 200 on GET /readyz: {framework} {UNUSED_OTEL} ≤ 1.05x",
+            f"Cold start to first 200 on GET /items/1: {framework} {UNUSED_OTEL} ≤ 1.05x",
+            f"Requests/s, GET /items/1, 1 process: {framework} {UNUSED_OTEL} ≥ 0.95x",
+            f"p99 latency, GET /items/1, 1 process: {framework} {UNUSED_OTEL} ≤ 1.05x",
         )
     ),
 }
@@ -66,14 +75,27 @@ BASELINES = {
     "Cold start to first 200 on GET /items/1: {} service, SQLite": (
         "bare {} + SQLAlchemy ({}), SQLite, GET /items/1"
     ),
-    "p99 latency, GET /healthz, 1 process: {} service": "bare {} ({}), GET /healthz",
-    "p99 latency, GET /items/1, 1 process: {} service": (
+    "p99 latency, GET /healthz, 1 process: {} service, SQLite": "bare {} ({}), GET /healthz",
+    "p99 latency, GET /items/1, 1 process: {} service, SQLite": (
         "bare {} + SQLAlchemy ({}), SQLite, GET /items/1"
     ),
+    # Issue 15: the project with use_opentelemetry, against the same project without it.
+    **{
+        f"{figure}: {{}} {side}": f"{{}} service, SQLite, GET {path}"
+        for side in (UNUSED_OTEL, EXPORTING)
+        for figure, path in (
+            ("Cold start to first 200 on GET /readyz", "/readyz"),
+            ("Cold start to first 200 on GET /items/1", "/items/1"),
+            ("Requests/s, GET /items/1, 1 process", "/items/1"),
+            ("p99 latency, GET /items/1, 1 process", "/items/1"),
+            ("CPU per request, GET /items/1, 1 process", "/items/1"),
+        )
+    },
 }
 SERVERS = {"fastapi": "uvicorn", "flask": "gunicorn"}
-# A median as the table prints it: a number and its unit (none for a count).
-FIGURE = re.compile(r"^[\d,.]+( (s|ms|µs|MiB|req/s)|%)?$")
+# A median as the table prints it: a number and its unit (none for a count). A cost per
+# request is a difference, negative when the noise is larger than the cost.
+FIGURE = re.compile(r"^-?[\d,.]+( (s|ms|µs|MiB|req/s)|%)?$")
 
 WRK_OUTPUT = """\
 Running 1s test @ http://127.0.0.1:8000/healthz
@@ -103,7 +125,7 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
         env={**os.environ, "TMPDIR": str(output.parent)},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -155,6 +177,11 @@ def test_each_family_has_its_rows(bench_run: tuple[str, Path], framework: str) -
         "Generated project's tests (pytest -k settings)",
         # Without wrk, each load run is one row saying so, with no latency rows.
         *(["p99 latency, GET /items/1"] if shutil.which("wrk") else []),
+        f"Cold start to first 200 on GET /readyz: {framework} {UNUSED_OTEL}",
+        f"Cold start to first 200 on GET /items/1: {framework} {EXPORTING}",
+        f"Requests/s, GET /items/1, 1 process: {framework} {UNUSED_OTEL}",
+        f"Cost per request, GET /items/1, 1 process: {framework} {EXPORTING}",
+        f"CPU per request, GET /items/1, 1 process: {framework} {UNUSED_OTEL}",
     ):
         assert any(family in name for name in names), family
 
@@ -171,7 +198,7 @@ def test_each_row_is_held_to_its_baseline(
         for name in rows
         if name.startswith(row.format(framework)) and not rows[name]["Median"].startswith("skipped")
     ]
-    assert measured or (not shutil.which("wrk") and "latency" in row)
+    assert measured or (not shutil.which("wrk") and ", GET " in row)
     for name in measured:
         assert rows[name]["Baseline"] == BASELINES[row].format(framework, SERVERS[framework])
         assert re.fullmatch(r"\d+\.\d\dx", rows[name]["Ratio"]), rows[name]
@@ -238,3 +265,62 @@ def test_wrk_failed_requests_invalidate_the_run() -> None:
     failing = WRK_OUTPUT.replace("Requests/sec", "  Non-2xx or 3xx responses: 7\nRequests/sec")
     with pytest.raises(BenchError, match="Non-2xx or 3xx responses: 7"):
         parse_wrk(failing)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(-14.94e-6, "-14.9 µs"), (-0.0012, "-1.2 ms"), (-1.5, "-1.5 s")]
+)
+def test_a_negative_difference_is_shown_in_the_unit_of_its_size(value: float, shown: str) -> None:
+    assert seconds(value) == shown
+    assert FIGURE.match(shown)
+
+
+def test_the_opentelemetry_only_run_is_reproduced() -> None:
+    parser = build_parser()
+    options = parser.parse_args([*TINY, "--opentelemetry-only"])
+    argv = shlex.split(reproduce_command(options))
+    assert "--opentelemetry-only" in argv
+    assert vars(parser.parse_args(argv[3:])) == vars(options)
+
+
+def test_the_callers_observability_settings_do_not_reach_the_services(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "SENTRY_DSN"):
+        monkeypatch.setenv(name, "from the caller's shell")
+    env = Project(tmp_path, "my-service", "my_service").env(LOG_LEVEL="INFO")
+    assert not [name for name in env if name.startswith(("OTEL_", "SENTRY_"))]
+    assert env["LOG_LEVEL"] == "INFO"
+
+
+def test_the_otlp_receiver_answers_exports_and_counts_them() -> None:
+    with Collector() as collector:
+        port = int(collector.endpoint.rsplit(":", 1)[1])
+        assert request(port, "POST", "/v1/traces", {"spans": 1}) == (200, b"")
+        assert request(port, "POST", "/v1/traces", {"spans": 2}) == (200, b"")
+        assert request(port, "POST", "/v1/metrics", {}) == (200, b"")
+        assert request(port, "POST", "/v1/logs", {})[0] == 404
+        assert collector.exports == {"/v1/traces": 2, "/v1/metrics": 1}
+        assert collector.bytes["/v1/traces"] == len('{"spans": 1}') * 2
+
+
+def test_each_side_takes_each_place_in_turn(tmp_path: Path) -> None:
+    plain, idle, exporting = (
+        Subject(name, lambda _port, _workers: [], {}, tmp_path) for name in ("a", "b", "c")
+    )
+    sides = Sides(plain, idle, exporting)
+    orders = [[subject.name for subject in sides.in_turn(run)] for run in range(4)]
+    assert orders == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+
+
+def test_a_partial_table_is_written_only_where_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = TEMPLATE / "docs" / "performance.md"
+    before = record.read_text()
+    monkeypatch.setattr(run, "measure", lambda _options, _workspace: [])
+    assert run.main(["--opentelemetry-only"]) == 0
+    assert "not written anywhere" in capsys.readouterr().err
+    assert record.read_text() == before
+    assert run.main(["--opentelemetry-only", f"--output={tmp_path / 'otel.md'}"]) == 0
+    assert (tmp_path / "otel.md").read_text().startswith(report.BEGIN)
