@@ -45,6 +45,12 @@ WORKER_PATHS = (
     f"{PACKAGE}/migrations/versions/0003_add_report_error.py",
 )
 
+# Traces and metrics exported over OTLP, and the tests' OTLP receiver.
+OPENTELEMETRY_PATHS = (f"{PACKAGE}/telemetry.py", "tests/otlp.py", "tests/test_telemetry.py")
+
+# Error reports sent to Sentry, and the tests' local Sentry ingest.
+SENTRY_PATHS = (f"{PACKAGE}/error_reporting.py", "tests/ingest.py", "tests/test_error_reporting.py")
+
 # Container image and the development stack.
 DOCKER_PATHS = (".dockerignore", "Dockerfile", "compose.yaml")
 
@@ -67,6 +73,14 @@ OWNED_PATHS: dict[str, dict[str | bool, tuple[str, ...]]] = {
         "none": (),
         "celery": WORKER_PATHS,
         "rq": WORKER_PATHS,
+    },
+    "use_opentelemetry": {
+        True: OPENTELEMETRY_PATHS,
+        False: (),
+    },
+    "use_sentry": {
+        True: SENTRY_PATHS,
+        False: (),
     },
     "use_docker": {
         True: DOCKER_PATHS,

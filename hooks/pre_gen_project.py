@@ -20,43 +20,54 @@ def words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# What the generated service's environments install, for every stack, dev group
-# and build backend included (tests/test_refused_names.py derives these from
+# What the generated service's environments install, for every stack and option,
+# dev group and build backend included (tests/test_refused_names.py derives these from
 # real environments and fails when one is missing). A project that takes one of
 # these names would shadow or replace it: as its distribution name (the slug),
 # its command (the slug) or its import name (the package).
 DEPENDENCY_DISTRIBUTIONS = words(
     """
-    alembic amqp annotated-doc annotated-types anyio ast-serialize billiard blinker
-    celery click click-didyoumean click-plugins click-repl croniter fastapi flask
-    gunicorn h11 hatchling honcho httpcore httpcore2 httptools httpx httpx2 hypothesis
-    idna iniconfig itsdangerous jinja2 kombu librt mako markupsafe mypy mypy-extensions
-    opentelemetry-api packaging pathspec pip pluggy prompt-toolkit psycopg
-    psycopg-binary pydantic pydantic-core pydantic-settings pygments pytest
-    python-dateutil python-dotenv redis rq ruff setuptools six sniffio sortedcontainers
-    sqlalchemy starlette truststore types-gunicorn typing-extensions typing-inspection
-    tzdata tzlocal uv uvicorn uvloop vine wcwidth werkzeug
+    alembic amqp annotated-doc annotated-types anyio asgiref ast-serialize billiard
+    blinker celery certifi charset-normalizer click click-didyoumean click-plugins
+    click-repl croniter fastapi flask googleapis-common-protos greenlet gunicorn h11
+    hatchling honcho httpcore httpcore2 httptools httpx httpx2 hypothesis idna iniconfig
+    itsdangerous jinja2 kombu librt mako markupsafe mypy mypy-extensions
+    opentelemetry-api opentelemetry-exporter-http-transport
+    opentelemetry-exporter-otlp-common opentelemetry-exporter-otlp-proto-common
+    opentelemetry-exporter-otlp-proto-http opentelemetry-instrumentation
+    opentelemetry-instrumentation-asgi opentelemetry-instrumentation-celery
+    opentelemetry-instrumentation-fastapi opentelemetry-instrumentation-flask
+    opentelemetry-instrumentation-sqlalchemy opentelemetry-instrumentation-wsgi
+    opentelemetry-proto opentelemetry-sdk opentelemetry-semantic-conventions
+    opentelemetry-util-http packaging pathspec pip pluggy prompt-toolkit protobuf
+    psycopg psycopg-binary pydantic pydantic-core pydantic-settings pygments pytest
+    python-dateutil python-dotenv redis requests rq ruff sentry-sdk setuptools six
+    sniffio sortedcontainers sqlalchemy starlette truststore types-gunicorn
+    typing-extensions typing-inspection tzdata tzlocal urllib3 uv uvicorn uvloop vine
+    wcwidth werkzeug wrapt
     """
 )
 DEPENDENCY_MODULES = words(
     """
     _hypothesis_ftz_detector _hypothesis_globals _hypothesis_pytestplugin _pytest
-    alembic amqp annotated_doc annotated_types anyio ast_serialize billiard blinker
-    celery click click_didyoumean click_plugins click_repl croniter dateutil dotenv
-    fastapi flask gunicorn h11 honcho httpcore httpcore2 httptools httpx httpx2
-    hypothesis idna iniconfig itsdangerous jinja2 kombu librt mako markupsafe mypy
-    mypy_extensions mypyc opentelemetry packaging pathspec pip pluggy prompt_toolkit
-    psycopg psycopg_binary py pydantic pydantic_core pydantic_settings pygments pytest
-    redis rq ruff setuptools six sniffio sortedcontainers sqlalchemy starlette
-    truststore typing_extensions typing_inspection tzdata tzlocal uv uvicorn uvloop vine
-    wcwidth werkzeug
+    alembic amqp annotated_doc annotated_types anyio asgiref ast_serialize billiard
+    blinker celery certifi charset_normalizer click click_didyoumean click_plugins
+    click_repl croniter dateutil dotenv fastapi flask google greenlet gunicorn h11
+    honcho httpcore httpcore2 httptools httpx httpx2 hypothesis idna iniconfig
+    itsdangerous jinja2 kombu librt mako markupsafe mypy mypy_extensions mypyc
+    opentelemetry packaging pathspec pip pluggy prompt_toolkit psycopg psycopg_binary py
+    pydantic pydantic_core pydantic_settings pygments pytest redis requests rq ruff
+    sentry_sdk setuptools six sniffio sortedcontainers sqlalchemy starlette truststore
+    typing_extensions typing_inspection tzdata tzlocal urllib3 uv uvicorn uvloop vine
+    wcwidth werkzeug wrapt
     """
 )
 DEPENDENCY_COMMANDS = words(
     """
     alembic celery dmypy dotenv fastapi flask gunicorn gunicornc honcho httpx httpx2
-    hypothesis idna mako-render mypy mypyc py.test pygmentize pytest rq rqinfo rqworker
-    ruff stubgen stubtest uv uvicorn uvx
+    hypothesis idna mako-render mypy mypyc normalizer opentelemetry-bootstrap
+    opentelemetry-instrument py.test pygmentize pytest rq rqinfo rqworker ruff stubgen
+    stubtest uv uvicorn uvx
     """
 )
 # sys.stdlib_module_names leaves out the standard library's own `test` package.

@@ -177,15 +177,32 @@ def project_env(**overrides: str | None) -> dict[str, str]:
 
 # The options that make a project's code and dependencies.
 STACK_OPTIONS = ("web_framework", "database", "worker")
+# Yes/no options that add code and dependencies to any stack.
+OBSERVABILITY_OPTIONS = ("use_opentelemetry", "use_sentry")
+# The questions with a fixed set of answers (choices, yes/no).
+CHOICE_OPTIONS = tuple(
+    key
+    for key, value in COOKIECUTTER_JSON.items()
+    if not key.startswith("_") and isinstance(value, list | bool)
+)
 
 
-def stack_key(answers: dict[str, str]) -> str:
+def stack_key(answers: dict[str, Any]) -> str:
     """`flask-postgresql-celery`: a bake's framework, database and worker, defaults filled in.
 
-    Tests that share a bake share this as their xdist group, so one worker
-    bakes and installs it once.
+    With observability on, `-otel` or `-sentry` for one option, `-observed`
+    for both. Tests that share a bake share this as their xdist group, so
+    one worker bakes and installs it once.
     """
-    return "-".join(answers.get(option, DEFAULT_ANSWERS[option]) for option in STACK_OPTIONS)
+    stack = [answers.get(option, DEFAULT_ANSWERS[option]) for option in STACK_OPTIONS]
+    observed = [
+        name
+        for option, name in zip(OBSERVABILITY_OPTIONS, ("otel", "sentry"), strict=True)
+        if answers.get(option, DEFAULT_ANSWERS[option])
+    ]
+    if len(observed) == len(OBSERVABILITY_OPTIONS):
+        observed = ["observed"]
+    return "-".join([*stack, *observed])
 
 
 @pytest.fixture(scope="session")
@@ -193,8 +210,8 @@ def baked_project(cookies_session: Any) -> Callable[..., Path]:
     """Bake once per set of answers, with its dependencies installed by uv."""
     projects: dict[str, Path] = {}
 
-    def bake(**answers: str) -> Path:
-        defaults = {option: DEFAULT_ANSWERS[option] for option in STACK_OPTIONS}
+    def bake(**answers: Any) -> Path:
+        defaults = {option: DEFAULT_ANSWERS[option] for option in CHOICE_OPTIONS}
         key = json.dumps({**defaults, **answers}, sort_keys=True)
         if key not in projects:
             result = cookies_session.bake(extra_context=answers)

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 
 from .conftest import (
     COOKIECUTTER_JSON,
+    OBSERVABILITY_OPTIONS,
     RUFF,
     UNRENDERED,
     UV,
@@ -220,6 +221,9 @@ def answer_sets(draw: st.DrawFn, accepted_only: bool = False) -> dict[str, str]:
             answers[field] = draw(st.one_of(PLAUSIBLE[field], strategy))
     if not accepted_only:
         answers["web_framework"] = draw(st.sampled_from(COOKIECUTTER_JSON["web_framework"]))
+        # The yes/no questions whose code and docs name the project, answered as typed.
+        for option in OBSERVABILITY_OPTIONS:
+            answers[option] = draw(st.sampled_from(["yes", "no"]))
     return answers
 
 

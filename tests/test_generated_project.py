@@ -1,10 +1,11 @@
 """Each generated project lints clean, type-checks and passes its own tests in a fresh env.
 
 Every combination of web framework, database and worker the pre-gen hook
-accepts is linted and type-checked; a set of them that holds every pair of
-option values runs its own suite against the real backing services its
-options use. Tests of one project share one bake and one uv environment
-(xdist_group keeps them on one worker). PostgreSQL runs use TEST_DATABASE_URL;
+accepts is linted and type-checked, with the observability options off and
+with both on; a set of them that holds every pair of option values (the
+observability options' among them) runs its own suite against the real
+backing services its options use. Tests of one project share one bake and
+one uv environment (xdist_group keeps them on one worker). PostgreSQL runs use TEST_DATABASE_URL;
 the generated suite creates and drops its own database there. Worker runs use
 the Redis of TEST_REDIS_URL; each generated test takes a queue of its own
 there, so suites running at once do not meet.
@@ -24,9 +25,13 @@ import pytest
 from .conftest import (
     COOKIECUTTER_JSON,
     DATABASES,
+    DEFAULT_ANSWERS,
     FRAMEWORKS,
+    OBSERVABILITY_OPTIONS,
     RUFF,
+    STACK_OPTIONS,
     UV,
+    option_values,
     project_env,
     require_backing_service,
     run,
@@ -48,18 +53,24 @@ STACKS = [
     for database in DATABASES
     for worker in WORKERS
 ]
+# Answers that turn on the observability options: both, or one alone.
+OBSERVED = {"use_opentelemetry": True, "use_sentry": True}
+OTEL_ONLY = {"use_opentelemetry": True}
+SENTRY_ONLY = {"use_sentry": True}
+# Every stack with both observability options on.
+OBSERVED_STACKS = [{**stack, **OBSERVED} for stack in STACKS]
 
 
 def test_long_name_is_at_the_limit() -> None:
     assert len(LONG_NAME) == pre_gen.NAME_MAX_LENGTH
 
 
-def bake_key(answers: dict[str, str]) -> str:
-    """A readable id for a set of answers, e.g. `flask-postgresql-celery`."""
+def bake_key(answers: dict[str, Any]) -> str:
+    """A readable id for a set of answers, e.g. `flask-postgresql-celery-observed`."""
     return stack_key(answers) + ("-long-names" if "project_name" in answers else "")
 
 
-def bake_param(answers: dict[str, str], *values: object, name: str | None = None) -> Any:
+def bake_param(answers: dict[str, Any], *values: object, name: str | None = None) -> Any:
     """A parameter whose tests share one bake: same xdist group, named after the answers."""
     key = bake_key(answers)
     return pytest.param(answers, *values, id=name or key, marks=pytest.mark.xdist_group(key))
@@ -83,17 +94,23 @@ def test_every_python_floor_lints_clean(
 
 @pytest.mark.parametrize(
     "answers",
-    [bake_param(stack) for stack in STACKS]
+    [bake_param(stack) for stack in STACKS + OBSERVED_STACKS]
+    # Observed: the observability code names the package too (what it replaces names nothing).
     + [
         bake_param(
-            {"project_name": LONG_NAME, "web_framework": framework, "database": "postgresql"},
+            {
+                "project_name": LONG_NAME,
+                "web_framework": framework,
+                "database": "postgresql",
+                **OBSERVED,
+            },
             name=f"{framework}-long-names",
         )
         for framework in FRAMEWORKS
     ],
 )
 def test_lint_format_and_types_are_clean(
-    baked_project: BakedProject, answers: dict[str, str]
+    baked_project: BakedProject, answers: dict[str, Any]
 ) -> None:
     project = baked_project(**answers)
     uv_run(project, "ruff", "check", ".")
@@ -108,31 +125,65 @@ def servers_for(stack: dict[str, str]) -> tuple[str, ...]:
 
 
 # The stacks whose own suites run here: every pair of option values that can
-# meet (framework x database, framework x worker, database x worker) meets in
-# one of them. Each option's code is its own module, so a fault in how two
-# options work together shows in their pair. All 18 stacks are linted and
-# type-checked above; each SQLite project's fault tests also run it on a
-# PostgreSQL of their own, switched by DATABASE_URL alone.
+# meet (framework, database, worker, OpenTelemetry, Sentry, two by two) meets
+# in one of them, and each framework runs each worker library with both
+# observability options on. Each option's code is its own module, so a fault
+# in how two options work together shows in their pair. The updated stack and
+# the day-two stacks (below) keep the observability options off: their tests
+# expect the default project. That makes eleven the fewest: besides those four
+# and the four observed framework x worker library stacks, OpenTelemetry alone
+# and Sentry alone each need a stack without a database and without a worker
+# (no other stack has those values with that option off or on), and PostgreSQL
+# without a worker one more. All 36 stacks (the 18, observed or not) are
+# linted and type-checked above; each SQLite project's fault tests also run
+# it on a PostgreSQL of their own, switched by DATABASE_URL alone.
 SUITE_STACKS = [
     {"web_framework": "fastapi", "database": "sqlite", "worker": "none"},
-    {"web_framework": "fastapi", "database": "sqlite", "worker": "rq"},
+    {"web_framework": "fastapi", "database": "sqlite", "worker": "rq", **OBSERVED},
     {"web_framework": "fastapi", "database": "postgresql", "worker": "celery"},
-    {"web_framework": "fastapi", "database": "none", "worker": "none"},
+    {"web_framework": "fastapi", "database": "none", "worker": "none", **SENTRY_ONLY},
+    {"web_framework": "fastapi", "database": "none", "worker": "celery", **OBSERVED},
     {"web_framework": "flask", "database": "sqlite", "worker": "celery"},
-    {"web_framework": "flask", "database": "postgresql", "worker": "none"},
+    {"web_framework": "flask", "database": "postgresql", "worker": "none", **OBSERVED},
     {"web_framework": "flask", "database": "postgresql", "worker": "rq"},
-    {"web_framework": "flask", "database": "none", "worker": "rq"},
-    {"web_framework": "fastapi", "database": "none", "worker": "celery"},
+    {"web_framework": "flask", "database": "none", "worker": "none", **OTEL_ONLY},
+    {"web_framework": "flask", "database": "none", "worker": "celery", **OBSERVED},
+    {"web_framework": "flask", "database": "none", "worker": "rq", **OBSERVED},
 ]
+# The options whose pairs of values the suite stacks hold.
+SUITE_OPTIONS = (*STACK_OPTIONS, *OBSERVABILITY_OPTIONS)
 
 
-def value_pairs(stacks: list[dict[str, str]]) -> set[tuple[tuple[str, str], tuple[str, str]]]:
-    return {pair for stack in stacks for pair in itertools.combinations(stack.items(), 2)}
+def answered(stack: dict[str, Any]) -> dict[str, Any]:
+    """A stack's answer to each suite option, defaults filled in."""
+    return {option: stack.get(option, DEFAULT_ANSWERS[option]) for option in SUITE_OPTIONS}
+
+
+def value_pairs(stacks: list[dict[str, Any]]) -> set[tuple[tuple[str, Any], tuple[str, Any]]]:
+    return {pair for stack in stacks for pair in itertools.combinations(answered(stack).items(), 2)}
+
+
+def observed(stack: dict[str, Any]) -> bool:
+    return all(answered(stack)[option] for option in OBSERVABILITY_OPTIONS)
 
 
 def test_suite_stacks_cover_every_pair_of_option_values() -> None:
-    assert all(stack in STACKS for stack in SUITE_STACKS)
-    assert value_pairs(SUITE_STACKS) == value_pairs(STACKS)
+    every_stack = [
+        dict(zip(SUITE_OPTIONS, values, strict=True))
+        for values in itertools.product(*map(option_values, SUITE_OPTIONS))
+    ]
+    assert all(set(stack) <= set(SUITE_OPTIONS) for stack in SUITE_STACKS)
+    assert all(
+        {option: stack[option] for option in STACK_OPTIONS} in STACKS for stack in SUITE_STACKS
+    )
+    assert len({bake_key(stack) for stack in SUITE_STACKS}) == len(SUITE_STACKS)
+    assert value_pairs(SUITE_STACKS) == value_pairs(every_stack)
+
+
+def test_suite_stacks_run_each_framework_and_worker_library_fully_observed() -> None:
+    libraries = [worker for worker in WORKERS if worker != "none"]
+    pairs = {(stack["web_framework"], stack["worker"]) for stack in SUITE_STACKS if observed(stack)}
+    assert pairs >= set(itertools.product(FRAMEWORKS, libraries))
 
 
 def make_command(project: Path, target: str) -> list[str]:
@@ -156,13 +207,19 @@ DAY_TWO_STACKS = [
 UPDATED_STACK = {"web_framework": "fastapi", "database": "sqlite", "worker": "none"}
 
 
+def unobserved(stack: dict[str, Any]) -> bool:
+    return not any(answered(stack)[option] for option in OBSERVABILITY_OPTIONS)
+
+
 def test_updated_stack_is_a_suite_stack_no_owner_grows() -> None:
     assert UPDATED_STACK in SUITE_STACKS
     assert UPDATED_STACK not in DAY_TWO_STACKS
+    assert unobserved(UPDATED_STACK)
 
 
 def test_day_two_stacks_are_suite_stacks_with_every_option_value() -> None:
     assert all(stack in SUITE_STACKS for stack in DAY_TWO_STACKS)
+    assert all(unobserved(stack) for stack in DAY_TWO_STACKS)
     values = {(option, stack[option]) for stack in DAY_TWO_STACKS for option in stack}
     assert values >= {("web_framework", framework) for framework in FRAMEWORKS}
     assert values >= {("database", database) for database in DATABASES if database != "none"}
@@ -212,7 +269,7 @@ def generated_suite_passes(
     ],
 )
 def test_generated_test_suite_passes(
-    baked_project: BakedProject, answers: dict[str, str], servers: tuple[str, ...]
+    baked_project: BakedProject, answers: dict[str, Any], servers: tuple[str, ...]
 ) -> None:
     env = backing_services(servers)
     generated_suite_passes(baked_project(**answers), answers, servers, env)

@@ -2,17 +2,28 @@
 
 The options that choose files (framework, database, worker, containers,
 Kubernetes, CI) are baked in every combination the pre-gen hook accepts, once
-per session. Checks that start a tool run it once over all the bakes: ruff
-over every project, each validator over the distinct files.
+per session, with the observability options (OpenTelemetry, Sentry) off. The
+observability options are baked on, alone and together, with every framework,
+database and worker, under two deployment answers: the defaults, and one that
+writes every deployment file the defaults leave out. That is enough because
+what observability changes and what the deployment options own are apart
+(test_observability_changes_no_file_the_deployment_options_own), so each file
+of an unbaked combination is a file of a baked one. Checks that start a tool
+run it once over all the bakes: ruff over every project, each validator over
+the distinct files.
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
 import itertools
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,42 +32,93 @@ import yaml
 from detect_secrets import SecretsCollection
 from detect_secrets.settings import default_settings, get_filters
 
-from .conftest import DEFAULT_ANSWERS, RUFF, UNRENDERED, option_values, parse_structured, run
+from .conftest import (
+    DEFAULT_ANSWERS,
+    RUFF,
+    STACK_OPTIONS,
+    UNRENDERED,
+    option_values,
+    parse_structured,
+    project_files,
+    run,
+)
 from .hooks import post_gen
 from .validators import VALIDATORS, distinct, files_for, validate
 
-MATRIX_OPTIONS = ("web_framework", "database", "worker", "use_docker", "use_kubernetes", "ci")
+OBSERVABILITY_OPTIONS = ("use_opentelemetry", "use_sentry")
+DEPLOYMENT_OPTIONS = ("use_docker", "use_kubernetes", "ci")
+MATRIX_OPTIONS = (*STACK_OPTIONS, *OBSERVABILITY_OPTIONS, *DEPLOYMENT_OPTIONS)
+# The deployment answers the observability options are baked under: the
+# defaults (containers, GitHub), and the manifests and GitLab CI beside containers.
+# Between them they write every path the deployment options own.
+OBSERVED_DEPLOYMENTS = (
+    {option: DEFAULT_ANSWERS[option] for option in DEPLOYMENT_OPTIONS},
+    {"use_docker": True, "use_kubernetes": True, "ci": "gitlab"},
+)
 # Top-level modules that only a given option value may import.
-VALUE_IMPORTS: dict[tuple[str, str], frozenset[str]] = {
+VALUE_IMPORTS: dict[tuple[str, str | bool], frozenset[str]] = {
     ("web_framework", "fastapi"): frozenset({"fastapi", "starlette", "uvicorn"}),
     ("web_framework", "flask"): frozenset({"flask", "werkzeug", "gunicorn"}),
     ("worker", "celery"): frozenset({"celery", "kombu"}),
     ("worker", "rq"): frozenset({"rq"}),
+    ("use_opentelemetry", True): frozenset({"opentelemetry"}),
+    ("use_sentry", True): frozenset({"sentry_sdk"}),
 }
 # Modules a project may import only when an option is not "none".
 OPTION_IMPORTS: dict[str, frozenset[str]] = {
     "database": frozenset({"sqlalchemy", "alembic"}),
     "worker": frozenset({"redis"}),
 }
+# Distributions whose module has another name: OpenTelemetry's are parts of
+# one namespace package (a project declares opentelemetry-api and -sdk).
+DISTRIBUTION_MODULES = {"opentelemetry_api": "opentelemetry", "opentelemetry_sdk": "opentelemetry"}
 
 pytestmark = pytest.mark.xdist_group("matrix")
 
 
-def accepted_combinations() -> list[dict[str, Any]]:
-    """Every combination: the pre-gen hook accepts them all."""
+def every_choice(options: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Every combination of the options' values (the pre-gen hook accepts them all)."""
     return [
-        {**DEFAULT_ANSWERS, **dict(zip(MATRIX_OPTIONS, values, strict=True))}
-        for values in itertools.product(*map(option_values, MATRIX_OPTIONS))
+        dict(zip(options, values, strict=True))
+        for values in itertools.product(*map(option_values, options))
+    ]
+
+
+def accepted_combinations() -> list[dict[str, Any]]:
+    """Every code and deployment choice with observability off; every code and
+    observability choice (some on) under each of OBSERVED_DEPLOYMENTS."""
+    return [
+        {**DEFAULT_ANSWERS, **stack, **deployment}
+        for stack in every_choice(STACK_OPTIONS)
+        for deployment in every_choice(DEPLOYMENT_OPTIONS)
+    ] + [
+        {**DEFAULT_ANSWERS, **stack, **observed, **deployment}
+        for stack in every_choice(STACK_OPTIONS)
+        for observed in every_choice(OBSERVABILITY_OPTIONS)
+        if any(observed.values())
+        for deployment in OBSERVED_DEPLOYMENTS
     ]
 
 
 def combination_id(answers: dict[str, Any]) -> str:
-    """`flask-postgresql-celery-docker-k8s-github`; `no-docker`, `no-k8s` when off."""
+    """`flask-postgresql-worker:celery-docker-k8s-ci:github`; `no-docker`, `no-k8s` when off.
+
+    With an observability option on: `...-worker:celery-otel-no-sentry-docker-...`.
+    """
+    observability = (
+        [
+            "otel" if answers["use_opentelemetry"] else "no-otel",
+            "sentry" if answers["use_sentry"] else "no-sentry",
+        ]
+        if any(answers[option] for option in OBSERVABILITY_OPTIONS)
+        else []
+    )
     return "-".join(
         [
             answers["web_framework"],
             answers["database"],
             f"worker:{answers['worker']}",
+            *observability,
             "docker" if answers["use_docker"] else "no-docker",
             "k8s" if answers["use_kubernetes"] else "no-k8s",
             f"ci:{answers['ci']}",
@@ -120,16 +182,152 @@ def test_no_file_of_an_unchosen_value_remains(projects: dict[str, Path]) -> None
     assert remaining == set()
 
 
+def choices_baked(options: tuple[str, ...]) -> set[tuple[Any, ...]]:
+    return {tuple(answers[option] for option in options) for answers in COMBINATIONS.values()}
+
+
+def test_matrix_holds_every_code_choice_with_every_deployment_and_observability_choice() -> None:
+    for others in (DEPLOYMENT_OPTIONS, OBSERVABILITY_OPTIONS):
+        options = (*STACK_OPTIONS, *others)
+        assert len(choices_baked(options)) == len(every_choice(options)), others
+    assert len(COMBINATIONS) == len(accepted_combinations())  # the ids are distinct
+
+
+def deployment_paths(package: str) -> set[str]:
+    """The paths the deployment options own in the post-gen hook's feature table."""
+    return {
+        path.format(package_name=package)
+        for option in DEPLOYMENT_OPTIONS
+        for paths in post_gen.OWNED_PATHS[option].values()
+        for path in paths
+    }
+
+
+def owner(path: str, owned: set[str]) -> str | None:
+    """The owned path that `path` is or is under, if any."""
+    return next((top for top in owned if path == top or path.startswith(f"{top}/")), None)
+
+
+def changed_files(before: dict[str, bytes], after: dict[str, bytes]) -> set[str]:
+    """Paths added, removed or with other bytes."""
+    return {path for path in before.keys() | after.keys() if before.get(path) != after.get(path)}
+
+
+def line_changes(before: bytes, after: bytes) -> Counter[str]:
+    """The lines a change removes (`-`) and adds (`+`), counted."""
+    old, new = (text.decode(errors="replace").splitlines() for text in (before, after))
+    diff = difflib.unified_diff(old, new, n=0)
+    return Counter(line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+
+
+@dataclass
+class StackChanges:
+    """What the observability and the deployment options change in one stack's bakes."""
+
+    by_observability: set[str] = field(default_factory=set)
+    by_deployment: set[str] = field(default_factory=set)
+    # Every deployment-owned path the observed bakes hold.
+    owned_seen: set[str | None] = field(default_factory=set)
+    # (observability choice, path) -> the lines it changes there, under each observed deployment.
+    lines: dict[tuple[str, str], list[Counter[str]]] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def stack_changes(projects: dict[str, Path]) -> dict[str, StackChanges]:
+    """Each stack's bakes compared, one stack's files in memory at a time."""
+    owned = deployment_paths(DEFAULT_ANSWERS["package_name"])
+    names: dict[str, list[str]] = {}
+    for name, answers in COMBINATIONS.items():
+        names.setdefault("-".join(answers[option] for option in STACK_OPTIONS), []).append(name)
+    changes: dict[str, StackChanges] = {}
+    for stack, group in names.items():
+        trees = {name: project_files(projects[name]) for name in group}
+        found = changes[stack] = StackChanges()
+        unobserved = [
+            trees[name]
+            for name in group
+            if not any(COMBINATIONS[name][option] for option in OBSERVABILITY_OPTIONS)
+        ]
+        found.by_deployment = {
+            path
+            for path in set().union(*unobserved)
+            if len({tree.get(path) for tree in unobserved}) > 1
+        }
+        for name in group:
+            answers = COMBINATIONS[name]
+            if not any(answers[option] for option in OBSERVABILITY_OPTIONS):
+                continue
+            off = trees[combination_id({**answers, **dict.fromkeys(OBSERVABILITY_OPTIONS, False)})]
+            changed = changed_files(off, trees[name])
+            found.by_observability |= changed
+            found.owned_seen |= {owner(path, owned) for path in trees[name]}
+            observed = "-".join(f"{option}={answers[option]}" for option in OBSERVABILITY_OPTIONS)
+            for path in changed & found.by_deployment:
+                found.lines.setdefault((observed, path), []).append(
+                    line_changes(off.get(path, b""), trees[name].get(path, b""))
+                )
+    return changes
+
+
+def test_observability_changes_no_file_the_deployment_options_own(
+    stack_changes: dict[str, StackChanges],
+) -> None:
+    """Why the observability options need no bake with every deployment choice.
+
+    For each stack, no file an observability choice adds, removes or changes
+    (against the same bake with both options off) is one the deployment
+    options own. The bakes compared hold every path those options own (the
+    manifests, both CIs, the container files), so none passes by being
+    absent. A deployment file of a combination the matrix leaves out is then
+    as with observability off, which the matrix bakes.
+    """
+    owned = deployment_paths(DEFAULT_ANSWERS["package_name"])
+    assert len(stack_changes) == len(every_choice(STACK_OPTIONS))
+    crossing = {
+        stack: sorted(path for path in found.by_observability if owner(path, owned))
+        for stack, found in stack_changes.items()
+    }
+    assert {stack: paths for stack, paths in crossing.items() if paths} == {}
+    # Not vacuous: the options changed files, and every owned path was there to compare.
+    assert [stack for stack, found in stack_changes.items() if not found.by_observability] == []
+    unseen = {stack: sorted(owned - found.owned_seen) for stack, found in stack_changes.items()}
+    assert {stack: paths for stack, paths in unseen.items() if paths} == {}
+
+
+def test_observability_changes_the_same_lines_whatever_the_deployment(
+    stack_changes: dict[str, StackChanges],
+) -> None:
+    """In a file both kinds of option change (the README), observability's lines stand apart.
+
+    Each observability choice removes and adds the same lines under each
+    observed deployment. Such a file of a combination the matrix leaves out
+    is then the baked one with observability off, with the lines the baked
+    observed ones show.
+    """
+    differing = {
+        f"{stack}: {observed}: {path}"
+        for stack, found in stack_changes.items()
+        for (observed, path), lines in found.lines.items()
+        if len(lines) != len(OBSERVED_DEPLOYMENTS) or any(other != lines[0] for other in lines)
+    }
+    assert differing == set()
+
+
+@cache
+def modules_imported_by(source: bytes) -> frozenset[str]:
+    """Top-level names of the modules a Python file imports (once per distinct file)."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module.split(".")[0])
+    return frozenset(modules)
+
+
 def imported_modules(project: Path) -> set[str]:
     """Top-level names of every module the project's Python imports."""
-    modules: set[str] = set()
-    for path in project.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                modules.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                modules.add(node.module.split(".")[0])
-    return modules
+    return set().union(*(modules_imported_by(path.read_bytes()) for path in project.rglob("*.py")))
 
 
 def forbidden_imports(answers: dict[str, Any]) -> frozenset[str]:
@@ -157,10 +355,11 @@ def test_chosen_values_libraries_are_declared(projects: dict[str, Path]) -> None
     undeclared = {}
     for name, project in projects.items():
         declared = {
-            re.split(r"[\[<>=;! ]", dependency)[0].replace("-", "_")
+            DISTRIBUTION_MODULES.get(distribution, distribution)
             for dependency in tomllib.loads((project / "pyproject.toml").read_text())["project"][
                 "dependencies"
             ]
+            for distribution in [re.split(r"[\[<>=;! ]", dependency)[0].replace("-", "_")]
         }
         for (option, value), modules in VALUE_IMPORTS.items():
             if COMBINATIONS[name][option] == value and not modules & declared:
@@ -231,6 +430,7 @@ def test_each_validator_rejects_a_file_with_one_mistake(
 PLACEHOLDER_SECRETS = {
     "s3cret-pw": "the generated tests' sentinel, checked never to be echoed",
     "password": "documentation of a URL's shape: postgresql://user:password@host/db",
+    "https://<key>@<host>/<project id>": "documentation of a Sentry DSN's shape (use_sentry)",
     "change-me": "the Kubernetes secret example, to be replaced before use",
     "postgres": "the CI job's throwaway PostgreSQL service container",
 }

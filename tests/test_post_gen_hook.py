@@ -49,6 +49,34 @@ def test_paths_to_remove_are_those_owned_only_by_unchosen_values(option: str, va
     assert not kept & removed
 
 
+# The observability options' files, as each answer leaves them (package "svc").
+OBSERVABILITY_FILES = {
+    "use_opentelemetry": {"src/svc/telemetry.py", "tests/otlp.py", "tests/test_telemetry.py"},
+    "use_sentry": {
+        "src/svc/error_reporting.py",
+        "tests/ingest.py",
+        "tests/test_error_reporting.py",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [(option, value) for option in OBSERVABILITY_FILES for value in (False, True)],
+    ids=lambda value: str(value).lower(),
+)
+def test_observability_files_are_removed_exactly_when_their_option_is_off(
+    option: str, value: bool
+) -> None:
+    answers = {**DEFAULT_ANSWERS, "package_name": "svc"}
+    removed = set(post_gen.paths_to_remove({**answers, option: value}))
+    others = set(post_gen.paths_to_remove({**answers, option: not value}))
+    expected = set() if value else OBSERVABILITY_FILES[option]
+    # The option's answer changes only its own files.
+    assert removed - others == expected
+    assert OBSERVABILITY_FILES[option] & removed == expected
+
+
 def test_remove_paths_deletes_files_and_folders(tmp_path: Path) -> None:
     (tmp_path / "folder" / "inner").mkdir(parents=True)
     (tmp_path / "folder" / "inner" / "file.py").write_text("")
@@ -81,3 +109,26 @@ def test_a_bake_on_the_command_line_prints_where_the_project_is(tmp_path: Path) 
     result = bake_on_command_line(tmp_path, {})
     assert result.returncode == 0, result.stderr
     assert f"  cd {tmp_path / 'out' / 'my-service'}" in result.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("use_opentelemetry", "use_sentry"),
+    [("yes", "no"), ("no", "yes")],
+    ids=["otel-no-sentry", "no-otel-sentry"],
+)
+def test_a_command_line_bake_keeps_the_files_of_the_options_answered_yes(
+    tmp_path: Path, use_opentelemetry: str, use_sentry: str
+) -> None:
+    """yes/no as typed: each option's files are there exactly when it is answered yes."""
+    answers = {"use_opentelemetry": use_opentelemetry, "use_sentry": use_sentry}
+    result = bake_on_command_line(tmp_path, {**answers, "package_name": "svc"})
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / "my-service"
+    present = {
+        option: {path for path in paths if (project / path).is_file()}
+        for option, paths in OBSERVABILITY_FILES.items()
+    }
+    assert present == {
+        option: paths if answers[option] == "yes" else set()
+        for option, paths in OBSERVABILITY_FILES.items()
+    }

@@ -139,6 +139,15 @@ BAD_ANSWERS: dict[str, tuple[dict[str, str], str]] = {
         "worker='huey': not one of the choices (none, celery, rq)",
     ),
     "docker-not-boolean": ({"use_docker": "maybe"}, "use_docker='maybe': must be yes or no"),
+    # Names the observability options' dependencies bring, refused whatever the answers.
+    "package-observability-dependency": (
+        {"package_name": "sentry_sdk"},
+        "package_name='sentry_sdk': shadows the dependency 'sentry_sdk'",
+    ),
+    "slug-observability-command": (
+        {"project_slug": "opentelemetry-instrument"},
+        "project_slug='opentelemetry-instrument': shadows the command 'opentelemetry-instrument'",
+    ),
 }
 
 
