@@ -23,7 +23,14 @@ from benchmarks.servers import Server, free_port
 
 from .conftest import dev_tool, project_env, run, stack_key
 
-STACK = {"web_framework": "fastapi", "database": "sqlite", "worker": "rq"}
+# A suite stack, observed: schemathesis's inputs go through the observability options' code too.
+STACK = {
+    "web_framework": "fastapi",
+    "database": "sqlite",
+    "worker": "rq",
+    "use_opentelemetry": True,
+    "use_sentry": True,
+}
 SCHEMATHESIS = dev_tool("st")
 MAX_EXAMPLES = 20
 
