@@ -1,8 +1,9 @@
 """Each generated project lints clean, type-checks and passes its own tests in a fresh env.
 
 Every combination of web framework, database and worker the pre-gen hook
-accepts is linted and type-checked, with the observability options off and
-with both on; a set of them that holds every pair of option values (the
+accepts is linted and type-checked with the observability options off, and
+with both on but for the PostgreSQL stacks (their observability code is the
+SQLite stacks'); a set of them that holds every pair of option values (the
 observability options' among them) runs its own suite against the real
 backing services its options use. Tests of one project share one bake and
 one uv environment (xdist_group keeps them on one worker). PostgreSQL runs use TEST_DATABASE_URL;
