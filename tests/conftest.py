@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -67,6 +67,20 @@ def pytest_configure(config: pytest.Config) -> None:
 def hook_scripts_in_pytest_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Cookiecutter leaves each rendered hook in the temp dir; keep them in pytest's."""
     tempfile.tempdir = str(tmp_path_factory.mktemp("hook-scripts"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One mypy cache for the projects a worker type-checks (MYPY_CACHE_DIR reaches them all).
+
+    A cold run spends nearly all its time on the libraries the projects share
+    (16 s of 18; 3 s with their cache). mypy checks each cached module against
+    its source's hash, so a project's own modules are checked afresh. The
+    directory is per xdist worker, so two mypy runs never write one cache.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MYPY_CACHE_DIR", str(tmp_path_factory.mktemp("mypy-cache")))
+        yield
 
 
 def require_backing_service(variable: str) -> str:

@@ -294,7 +294,7 @@ def test_bad_value_is_one_line_naming_the_variable(
 
 
 # URLs that parse more than one way, or name a host no resolver takes: refused at start.
-# (One of each kind is in BAD_VALUES, which test_cli.py runs through every command.)
+# (One of each kind is in BAD_VALUES; test_cli.py runs some through the real commands.)
 UNSAFE_URLS = {
 {%- if cookiecutter.database != "none" %}
     # urllib read host `app`, port 12: the check passed a URL SQLAlchemy reads otherwise.
