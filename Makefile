@@ -34,10 +34,11 @@ serve: $(VENV)/.synced ## bake the default service into build/my-service (once) 
 	cd $(BAKED) && uv run --no-sync my-service migrate
 	cd $(BAKED) && exec uv run --no-sync my-service serve
 
+# Groups start in the order conftest.py gives them (longest first), not by size.
 # -v: a line as each test starts and as it ends, with its stack in its id and
 # the share of the suite done.
 test: $(VENV)/.synced ## run the whole test suite
-	pytest -n auto --dist loadgroup -v
+	pytest -n auto --dist loadgroup --no-loadscope-reorder -v
 
 # The load generator is wrk, a system package (`sudo apt-get install wrk`): without it,
 # throughput and latency are reported as skipped. BENCH_ARGS passes options, e.g. --runs=9.

@@ -65,6 +65,44 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.template = str(TEMPLATE)
 
 
+def pytest_xdist_auto_num_workers() -> int:
+    """A worker per CPU, and one more: a quarter of the suite's time, its real processes
+    are waiting (on a signal, a timeout, a container), and one worker per CPU left the
+    CPUs idle that long."""
+    return (os.cpu_count() or 1) + 1
+
+
+# The tests that take minutes, in the order their groups start: longest first. xdist hands
+# out groups in collection order (the Makefile turns off its reordering by size, which
+# started the long groups last), so the short ones fill in at the end.
+LONGEST_FIRST = (
+    "test_an_owner_grows_the_service",
+    "test_generated_test_suite_passes",
+    "test_every_row_is_measured_or_says_why_not",
+    "test_every_accepted_combination_bakes",
+    "test_updated_project_passes_its_own_tests",
+)
+
+
+def work_unit(item: pytest.Item) -> str:
+    """What xdist runs on one worker: the test's xdist_group, or the test alone."""
+    group = item.get_closest_marker("xdist_group")
+    if group is None:
+        return item.nodeid
+    return str(group.kwargs["name"] if "name" in group.kwargs else group.args[0])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The groups holding the longest tests first, longest first; the rest as collected."""
+    start = {}
+    for item in items:
+        name = getattr(item, "originalname", item.name)
+        if name in LONGEST_FIRST:
+            unit = work_unit(item)
+            start[unit] = min(start.get(unit, len(LONGEST_FIRST)), LONGEST_FIRST.index(name))
+    items.sort(key=lambda item: start.get(work_unit(item), len(LONGEST_FIRST)))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def hook_scripts_in_pytest_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Cookiecutter leaves each rendered hook in the temp dir; keep them in pytest's."""
