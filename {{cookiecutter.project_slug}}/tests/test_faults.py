@@ -20,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 {%- if cookiecutter.worker != "none" %}
@@ -82,9 +83,9 @@ COMMIT_DONE = b"C\x00\x00\x00\x0bCOMMIT\x00"
 class CuttingProxy:
     """A TCP proxy to PostgreSQL that, once armed, cuts every connection after a message.
 
-    The chunk holding the message is passed on; then every connection is closed,
-    and new ones are closed as they come, until `restore`: the database has gone
-    away at that exact point of a request.
+    The chunk holding the message is passed on, and nothing after it; then every
+    connection is closed, and new ones are closed as they come, until `restore`:
+    the database has gone away at that exact point of a request.
     """
 
     def __init__(self, upstream: tuple[str, int]) -> None:
@@ -92,6 +93,7 @@ class CuttingProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
         self.cut_after: bytes | None = None
+        self.sealed = threading.Event()  # set as the armed message passes: nothing more does
         self.cut = threading.Event()  # set once every connection is closed
         self.sockets: list[socket.socket] = []
         # A cut, a restore and a new connection each happen whole: a cut still closing
@@ -117,10 +119,17 @@ class CuttingProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while chunk := source.recv(65536):
-                sink.sendall(chunk)
+                if self.sealed.is_set():
+                    return
                 armed = self.cut_after
                 if armed is not None and armed in chunk:
+                    # Sealed first: on a busy machine, the answer to a COMMIT passed on came
+                    # back through the other pump before the cut, and the client saw a 201.
+                    self.sealed.set()
+                    sink.sendall(chunk)
                     self._cut_all(armed)
+                    return
+                sink.sendall(chunk)
         except OSError:  # the other side, or the cut, closed a socket
             pass
 
@@ -138,11 +147,48 @@ class CuttingProxy:
     def restore(self) -> None:
         with self.lock:
             self.cut_after = None
+            self.sealed.clear()
             self.cut.clear()
 
     def close(self) -> None:
         self.listener.close()
         self._cut_all()
+
+
+class LateCuttingProxy(CuttingProxy):
+    """A CuttingProxy whose cut comes late, as on a busy machine."""
+
+    def _cut_all(self, armed: bytes | None = None) -> None:
+        time.sleep(0.5)
+        super()._cut_all(armed)
+
+
+def test_the_proxy_passes_nothing_after_the_armed_message() -> None:
+    """The server's answer to the armed message never reaches the client, however late the
+    cut: when the cut came late, a COMMIT's answer got through and the client saw a 201."""
+    upstream = socket.create_server(("127.0.0.1", 0))
+
+    def answer_every_message() -> None:
+        connection, _ = upstream.accept()
+        with connection:
+            while message := connection.recv(65536):
+                connection.sendall(b"answer to " + message)
+
+    threading.Thread(target=answer_every_message, daemon=True).start()
+    proxy = LateCuttingProxy(upstream.getsockname())
+    proxy.cut_after = COMMIT_SENT
+    received = b""
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as client:
+            client.sendall(COMMIT_SENT)
+            assert proxy.cut.wait(5), "the connection was not cut"
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := client.recv(65536):
+                    received += chunk
+    finally:
+        proxy.close()
+        upstream.close()
+    assert received == b""
 
 
 @pytest.fixture
