@@ -65,6 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.template = str(TEMPLATE)
 
 
+# Optional: `pytest -p no:xdist` runs the suite without xdist, which defines this hook.
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers() -> int:
     """A worker per CPU, and one more: a quarter of the suite's time, its real processes
     are waiting (on a signal, a timeout, a container), and one worker per CPU left the
