@@ -22,8 +22,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from .processes import COLD_START, StartService
-from .test_processes import APP_STOPPED
+from .processes import COLD_START, ServiceProcess, StartService, wait_for
+from .test_processes import APP_STOPPED, WORKER_STARTED
 
 # Every test here starts real processes: `make test-fast` leaves the module out.
 pytestmark = pytest.mark.processes
@@ -115,6 +115,21 @@ def keep_alive_requests(port: int, stopping: threading.Event) -> Iterator[str]:
         connection.close()
 
 
+def wait_until_every_worker_serves(web: ServiceProcess, workers: int) -> None:
+    """Serving on the port is one worker's doing: the stop must find all of them started.
+
+    (A worker still starting when the group is stopped ends on the signal:
+    test_processes.py proves that stop.)
+    """
+    web.wait_until_serving(timeout=60)  # two workers starting on a busy machine
+
+    def every_worker_started() -> bool:
+        events: list[str] = [event["event"] for event in web.json_lines()]
+        return sum(event.startswith(WORKER_STARTED) for event in events) == workers
+
+    wait_for(every_worker_started, f"{workers} workers started", timeout=60)
+
+
 @contextmanager
 def steady_load(port: int, answered: int = STEADY_LOAD) -> Iterator[list[str]]:
     """CLIENTS threads sending requests one after another; yields their outcomes so far.
@@ -167,7 +182,7 @@ def test_sigterm_under_load_loses_no_accepted_request(
         "WEB_CONCURRENCY": str(workers),
     }
     web = start_service(procfile["web"], env)
-    web.wait_until_serving(timeout=60)  # two workers starting on a busy machine
+    wait_until_every_worker_serves(web, workers)
     record_property(COLD_START, web.cold_start)
     with steady_load(web.port) as outcomes:
         answered_before = outcomes.count(ANSWERED)
@@ -206,7 +221,7 @@ def test_sigterm_to_the_process_group_under_load_loses_no_accepted_request(
     }
     for round_ in range(GROUP_STOP_ROUNDS):
         web = start_service(procfile["web"], env)
-        web.wait_until_serving(timeout=60)
+        wait_until_every_worker_serves(web, workers)
         with steady_load(web.port, STEADY_LOAD // GROUP_STOP_ROUNDS) as outcomes:
             web.signal_group(signal.SIGTERM)
             returncode = web.wait(timeout=GRACEFUL_TIMEOUT + EXIT_MARGIN)

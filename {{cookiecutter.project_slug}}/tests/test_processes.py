@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import BinaryIO
 {%- else %}
 
+import contextlib
+import os
 import signal
+import time
+from pathlib import Path
 {%- endif %}
 
 import httpx2 as httpx
@@ -33,6 +37,8 @@ pytestmark = pytest.mark.processes
 PACKAGE = "{{ cookiecutter.package_name }}"
 # What each worker process logs as it stops, after closing what the app opened.
 APP_STOPPED = "{% if cookiecutter.database != 'none' %}database pool closed{% else %}application stopped{% endif %}"
+# What each worker process logs as it starts: {% if cookiecutter.web_framework == "flask" %}gunicorn's, as it boots{% else %}uvicorn's, once the app has started{% endif %}.
+WORKER_STARTED = "{% if cookiecutter.web_framework == 'flask' %}Booting worker with pid{% else %}Application startup complete.{% endif %}"
 {%- if cookiecutter.web_framework == "flask" %}
 # The smallest pipe Linux makes: a few writes fill it.
 PIPE_PAGE = 4096
@@ -41,6 +47,13 @@ BOOT_ATTEMPTS = 5
 # gunicorn's master logs this, then signals its workers to stop, within microseconds.
 MASTER_STOPPING = b"Handling signal: term"
 KILLED_AFTER_GRACE = "graceful shutdown exceeded"
+{%- else %}
+# How multiprocessing starts uvicorn's worker processes: in a new interpreter, with this argument.
+SPAWNED_WORKER = b"--multiprocessing-fork"
+# Workers started for the test to catch one before its health-check thread runs.
+BOOT_ATTEMPTS = 5
+# The most a stop may take here: GRACEFUL_TIMEOUT, and a margin for a busy machine.
+STOP_TIMEOUT = 20
 {%- endif %}
 
 
@@ -181,6 +194,52 @@ def test_a_worker_stopped_before_it_sets_its_signal_handlers_stops(
         assert events.count(APP_STOPPED) == 1, events
         return
     pytest.fail(f"no worker of {BOOT_ATTEMPTS} was caught before it set its signal handlers")
+{%- else %}
+
+
+def spawned_worker(supervisor: int) -> int | None:
+    """The first worker process the supervisor starts, as soon as it exists."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for child in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split():
+            with contextlib.suppress(OSError):  # it ended meanwhile
+                if SPAWNED_WORKER in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0"):
+                    return int(child)
+        time.sleep(0.001)
+    return None
+
+
+def test_a_group_stop_while_a_worker_starts_stops_at_once(
+    procfile: dict[str, str], start_service: StartService, service_env: dict[str, str]
+) -> None:
+    """The whole group signalled while uvicorn's supervisor waits on a worker still starting.
+
+    The supervisor checks its workers' health in turn, waiting for each answer,
+    and handles its signals between checks. SIGSTOP holds a new worker before it
+    can answer; the group's SIGTERM reaches it there, and it ends on it once it
+    runs on. The supervisor must then stop with the other worker, within the
+    grace period: not wait out its health check (30 s), nor start a new worker.
+    """
+    env = {**service_env, "WEB_CONCURRENCY": "2", "GRACEFUL_TIMEOUT": "5"}
+    for _ in range(BOOT_ATTEMPTS):
+        web = start_service(procfile["web"], env)
+        worker = spawned_worker(web.process.pid)
+        assert worker is not None, web.output()
+        os.kill(worker, signal.SIGSTOP)
+        if len(list(Path(f"/proc/{worker}/task").iterdir())) > 1:  # its threads run: too late
+            os.killpg(web.process.pid, signal.SIGKILL)
+            web.wait()
+            continue
+        web.wait_until_serving(timeout=60)  # the other worker
+        time.sleep(1)  # the supervisor checks every 0.5 s: it waits on the held worker now
+        web.signal_group(signal.SIGTERM)
+        os.kill(worker, signal.SIGCONT)
+        assert web.wait(timeout=STOP_TIMEOUT) == 0, web.output()
+        events = [event["event"] for event in web.json_lines()]
+        assert not any(event.endswith("died") for event in events), events  # none restarted
+        assert events.count(APP_STOPPED) == 1, events
+        return
+    pytest.fail(f"no worker of {BOOT_ATTEMPTS} was caught before its threads started")
 {%- endif %}
 
 
