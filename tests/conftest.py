@@ -186,7 +186,7 @@ def project_files(root: Path) -> dict[str, bytes]:
 def run(
     command: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
 ) -> str:
-    """Run a command in a baked project; fail the test with its output unless it exits 0."""
+    """Run a command (in a baked project, or the template); fail the test unless it exits 0."""
     result = subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )

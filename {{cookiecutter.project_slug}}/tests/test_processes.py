@@ -39,19 +39,17 @@ PACKAGE = "{{ cookiecutter.package_name }}"
 APP_STOPPED = "{% if cookiecutter.database != 'none' %}database pool closed{% else %}application stopped{% endif %}"
 # What each worker process logs as it starts: {% if cookiecutter.web_framework == "flask" %}gunicorn's, as it boots{% else %}uvicorn's, once the app has started{% endif %}.
 WORKER_STARTED = "{% if cookiecutter.web_framework == 'flask' %}Booting worker with pid{% else %}Application startup complete.{% endif %}"
+# Workers started for a test to catch one in its first moments; it may start too fast once.
+BOOT_ATTEMPTS = 5
 {%- if cookiecutter.web_framework == "flask" %}
 # The smallest pipe Linux makes: a few writes fill it.
 PIPE_PAGE = 4096
-# Workers forked for the test to catch one before it has set its signal handlers.
-BOOT_ATTEMPTS = 5
 # gunicorn's master logs this, then signals its workers to stop, within microseconds.
 MASTER_STOPPING = b"Handling signal: term"
 KILLED_AFTER_GRACE = "graceful shutdown exceeded"
 {%- else %}
 # How multiprocessing starts uvicorn's worker processes: in a new interpreter, with this argument.
 SPAWNED_WORKER = b"--multiprocessing-fork"
-# Workers started for the test to catch one before its health-check thread runs.
-BOOT_ATTEMPTS = 5
 # The most a stop may take here: GRACEFUL_TIMEOUT, and a margin for a busy machine.
 STOP_TIMEOUT = 20
 {%- endif %}
